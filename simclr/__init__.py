@@ -1,0 +1,29 @@
+"""simclr: SimCLR (Chen et al., ICML 2020) in plain PyTorch.
+
+The parts of the method, usable in your own training loop::
+
+    from simclr import SimCLR, build_simclr, NTXentLoss, LARS, TwoViewTransform, ViewTransform
+"""
+
+from simclr.augment import EvalTransform, TwoViewTransform, ViewTransform
+from simclr.config import Config
+from simclr.errors import SimCLRError
+from simclr.loss import NTXentLoss, nt_xent
+from simclr.models import SimCLR, build_encoder, build_simclr
+from simclr.optim import LARS
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LARS",
+    "Config",
+    "EvalTransform",
+    "NTXentLoss",
+    "SimCLR",
+    "SimCLRError",
+    "TwoViewTransform",
+    "ViewTransform",
+    "build_encoder",
+    "build_simclr",
+    "nt_xent",
+]

@@ -1,0 +1,7 @@
+"""``python -m simclr`` (also what ``torchrun -m simclr`` runs)."""
+
+import sys
+
+from simclr.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,75 @@
+"""The SimCLR pair of views from one seed, and the deterministic evaluation transform."""
+
+from __future__ import annotations
+
+import torch
+import torchvision.transforms.v2.functional as TF
+from torch import Tensor
+from torchvision.transforms import InterpolationMode
+
+from simclr.augment._checks import check_int_at_least, check_rgb_image
+from simclr.augment.seeding import make_generator
+from simclr.augment.view import ViewTransform
+from simclr.errors import SimCLRError
+
+
+class TwoViewTransform:
+    """Two augmented views of one image, fully determined by an integer seed.
+
+    ``view_a`` draws the first view and ``view_b`` (default: ``view_a``) the second,
+    both from one generator seeded with ``seed``; the second view's draws continue the
+    stream of the first, so the two are independent yet reproducible.
+    """
+
+    def __init__(self, view_a: ViewTransform, view_b: ViewTransform | None = None) -> None:
+        if not isinstance(view_a, ViewTransform):
+            raise SimCLRError(f"view_a must be a ViewTransform, got {type(view_a).__name__}")
+        view_b = view_a if view_b is None else view_b
+        if not isinstance(view_b, ViewTransform):
+            raise SimCLRError(f"view_b must be a ViewTransform, got {type(view_b).__name__}")
+        if view_a.size != view_b.size:
+            # Views are stacked into one batch, so they must share a shape.
+            raise SimCLRError(
+                f"view_b.size must equal view_a.size ({view_a.size}), got {view_b.size}"
+            )
+        self.view_a = view_a
+        self.view_b = view_b
+
+    @property
+    def size(self) -> int:
+        """Side length of each output view."""
+        return self.view_a.size
+
+    def __repr__(self) -> str:
+        if self.view_b is self.view_a:
+            return f"TwoViewTransform({self.view_a!r})"
+        return f"TwoViewTransform(view_a={self.view_a!r}, view_b={self.view_b!r})"
+
+    def __call__(self, image: Tensor, seed: int) -> tuple[Tensor, Tensor]:
+        """uint8 [3, H, W] and a seed in [0, 2**64) -> two float32 [3, size, size] in [0, 1]."""
+        image = check_rgb_image("image", image)
+        generator = make_generator(seed)
+        first = self.view_a(image, generator)
+        second = self.view_b(image, generator)
+        return first, second
+
+
+class EvalTransform:
+    """Deterministic evaluation transform: resize shorter side to ``size``, centre crop.
+
+    Input: uint8 [3, H, W] (or float in [0, 1]). Output: float32 [3, size, size] in [0, 1].
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = check_int_at_least("size", size, 1)
+
+    def __repr__(self) -> str:
+        return f"EvalTransform(size={self.size})"
+
+    def __call__(self, image: Tensor) -> Tensor:
+        """uint8 [3, H, W] -> float32 [3, size, size] in [0, 1]."""
+        image = check_rgb_image("image", image)
+        x = image.float().div_(255.0) if image.dtype == torch.uint8 else image.to(torch.float32)
+        x = TF.resize(x, [self.size], InterpolationMode.BILINEAR, antialias=True)
+        x = TF.center_crop(x, [self.size, self.size])
+        return x.clamp(0.0, 1.0).contiguous()

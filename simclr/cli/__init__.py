@@ -1,0 +1,1 @@
+"""The ``simclr`` command line."""

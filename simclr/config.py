@@ -1,0 +1,214 @@
+"""The one typed configuration: defaults live here, presets (YAML) and the CLI override them.
+
+Resolution order: dataclass defaults < preset YAML < command-line options < ``--set key=value``.
+``validate`` checks every value once, up front, and raises ``SimCLRError`` naming the option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simclr.errors import SimCLRError
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class DataConfig:
+    name: str = "mnist5k"  # built-in name, torchvision dataset name, or a folder path
+    root: str = "./data"  # where torchvision datasets live
+    download: bool = False
+    valid_size: float = 0.2  # test fraction when a class folder has no train/test split
+    image_size: int | None = None  # None: the dataset's native size
+    workers: int | None = None  # None: chosen from the CPU count
+
+
+@dataclass
+class AugmentConfig:
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip_p: float = 0.5
+    color_strength: float = 1.0  # s in the paper's colour distortion
+    color_p: float = 0.8
+    gray_p: float = 0.2
+    blur_p: float | None = None  # None: 0.5 above 32 px, off at or below (as the paper does for CIFAR)
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    solarize_p: float = 0.0
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "resnet50"
+    width: float = 1.0  # channel-width multiplier
+    cifar_stem: bool | None = None  # None: CIFAR stem for images <= 64 px
+    head: str = "mlp"  # mlp | linear | none
+    proj_layers: int = 2  # 2 as in SimCLR v1, 3 as in v2
+    hidden_dim: int | None = None  # None: the feature width
+    out_dim: int = 128
+
+
+@dataclass
+class OptimConfig:
+    optimizer: str = "lars"  # lars | sgd | adam | adamw
+    lr: float | None = None  # base LR before scaling; None: 0.3 (linear) / 0.075 (sqrt) for LARS/SGD
+    lr_scaling: str = "linear"  # linear: lr*B/256 | sqrt: lr*sqrt(B) | none
+    weight_decay: float = 1e-6
+    momentum: float = 0.9
+    warmup_epochs: float = 10.0
+    grad_clip: float | None = None  # max global grad norm; None: off
+
+
+@dataclass
+class TrainConfig:
+    output: str = "runs/simclr"
+    epochs: int = 100
+    max_steps: int | None = None  # stop early after this many steps (the schedule still spans epochs)
+    batch_size: int = 256
+    temperature: float = 0.5
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    channels_last: bool = False
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    checkpoint_every: int = 500  # steps
+    keep_checkpoints: int = 3
+    log_every: int = 10  # steps between reads of scalars from the device
+    knn_every: int = 5  # epochs between kNN monitor runs; 0: off
+    probe_lr: float = 1e-3  # online linear probe (Adam on stop-gradient features)
+
+
+@dataclass
+class EvalConfig:
+    knn_k: int = 200
+    knn_temperature: float = 0.1
+    batch_size: int = 256
+    linear_weight_decay: float = 1e-4
+    linear_max_iter: int = 500
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples as lists), safe for YAML and ``torch.load(weights_only=True)``."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _sections(config: Config) -> dict[str, Any]:
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+
+
+def _field_types(section: Any) -> dict[str, str]:
+    return {f.name: str(f.type) for f in dataclasses.fields(section)}
+
+
+def _coerce(key: str, raw: Any, type_name: str) -> Any:
+    """Convert a YAML / command-line value to the field's declared type."""
+    if raw is None or (isinstance(raw, str) and raw.lower() in ("none", "null")):
+        if "None" in type_name:
+            return None
+        raise SimCLRError(f"option {key} cannot be empty")
+    base = type_name.replace(" | None", "")
+    try:
+        if base.startswith("tuple"):
+            items = raw if isinstance(raw, (list, tuple)) else str(raw).strip("()[] ").split(",")
+            values = tuple(float(item) for item in items)
+            if len(values) != 2:
+                raise ValueError
+            return values
+        if base == "bool":
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(raw).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if base == "int":
+            if isinstance(raw, bool) or float(raw) != int(float(raw)):
+                raise ValueError
+            return int(float(raw))
+        if base == "float":
+            return float(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        raise SimCLRError(f"option {key} expects {base}, got '{raw}'") from None
+
+
+def set_value(config: Config, key: str, raw: Any) -> None:
+    """Set ``section.field`` (or a field name unique across sections) from a raw value."""
+    sections = _sections(config)
+    if "." in key:
+        section_name, name = key.split(".", 1)
+        if section_name not in sections or name not in _field_types(sections[section_name]):
+            raise SimCLRError(f"unknown option '{key}'")
+    else:
+        owners = [s for s, obj in sections.items() if key in _field_types(obj)]
+        if len(owners) != 1:
+            raise SimCLRError(f"unknown option '{key}'" if not owners else f"ambiguous option '{key}'; write section.{key}")
+        section_name, name = owners[0], key
+    section = sections[section_name]
+    setattr(section, name, _coerce(f"{section_name}.{name}", raw, _field_types(section)[name]))
+
+
+def apply_mapping(config: Config, mapping: dict[str, Any], source: str) -> None:
+    """Apply a nested ``{section: {field: value}}`` mapping (a preset or a saved config)."""
+    if not isinstance(mapping, dict):
+        raise SimCLRError(f"{source} must be a mapping of sections, got {type(mapping).__name__}")
+    for section_name, values in mapping.items():
+        if section_name not in _sections(config) or not isinstance(values, dict):
+            raise SimCLRError(f"{source}: unknown section '{section_name}'")
+        for name, raw in values.items():
+            set_value(config, f"{section_name}.{name}", raw)
+
+
+def available_presets() -> list[str]:
+    return sorted(path.stem for path in PRESET_DIR.glob("*.yaml"))
+
+
+def load_yaml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        with open(path) as handle:
+            return yaml.safe_load(handle) or {}
+    except OSError as error:
+        raise SimCLRError(f"cannot read {what} '{path}': {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise SimCLRError(f"{what} '{path}' is not valid YAML: {str(error).splitlines()[0]}") from None
+
+
+def load_preset(config: Config, name: str) -> None:
+    """Apply a preset by name (``configs/NAME.yaml``) or by path to a YAML file."""
+    path = Path(name)
+    if not (path.suffix in (".yaml", ".yml") and path.exists()):
+        path = PRESET_DIR / f"{name}.yaml"
+        if not path.exists():
+            raise SimCLRError(f"unknown preset '{name}'; choose one of {', '.join(available_presets())} or give a .yaml path")
+    apply_mapping(config, load_yaml(path, "preset"), f"preset '{name}'")
+
+
+def config_from_dict(mapping: dict[str, Any]) -> Config:
+    config = Config()
+    apply_mapping(config, mapping, "saved config")
+    return config
+
+
+def save_config(config: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

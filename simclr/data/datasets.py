@@ -1,0 +1,84 @@
+"""Dataset containers shared by every data source, and the ``DataSplits`` record.
+
+Every item is ``(image, label)``: image a uint8 tensor [3, H, W] in RGB, label a
+Python int (-1 for unlabeled items).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.data import Dataset
+
+from simclr.data.images import load_image
+
+
+class TensorImages(Dataset):
+    """Images already decoded into one uint8 tensor (MNIST, CIFAR, STL-10).
+
+    Attributes:
+        images: uint8 [N, 3, H, W], contiguous.
+        labels: int64 [N]; -1 marks unlabeled items.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | Sequence[int]) -> None:
+        labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
+        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be uint8 [N,3,H,W], got {images.dtype} {tuple(images.shape)}")
+        if images.shape[0] != labels.shape[0]:
+            raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
+        self.images = images
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        # Clone so an in-place transform downstream cannot corrupt the stored data.
+        return self.images[index].clone(), int(self.labels[index])
+
+
+class ImageFiles(Dataset):
+    """Images decoded from files on every access (folder datasets).
+
+    Attributes:
+        paths: file paths, in item order.
+        labels: int64 [N]; -1 marks unlabeled items.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike[str]], labels: Sequence[int] | None = None) -> None:
+        self.paths = [os.fspath(p) for p in paths]
+        if labels is None:
+            labels = [-1] * len(self.paths)
+        self.labels = torch.as_tensor(list(labels), dtype=torch.int64).reshape(-1)
+        if len(self.paths) != self.labels.shape[0]:
+            raise ValueError(f"{len(self.paths)} paths but {self.labels.shape[0]} labels")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        """Returns (uint8 [3, H, W], label); raises SimCLRError for unreadable files."""
+        return load_image(self.paths[index]), int(self.labels[index])
+
+
+@dataclass
+class DataSplits:
+    """Everything the trainer and evaluators need to know about one data source.
+
+    ``pretrain`` is what SimCLR trains on (labels may be -1 and are ignored by the
+    loss); ``train``/``test`` are labelled evaluation splits, None when unlabeled.
+    ``mean``/``std`` are per-channel RGB statistics in [0, 1] units.
+    """
+
+    name: str
+    pretrain: Dataset
+    train: Dataset | None
+    test: Dataset | None
+    num_classes: int
+    classes: list[str] = field(default_factory=list)
+    image_size: int = 32
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.25, 0.25, 0.25)

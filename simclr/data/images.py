@@ -1,0 +1,133 @@
+"""Decode one image file into a uint8 RGB tensor, whatever its on-disk mode.
+
+All failures on user files (missing, zero-byte, corrupt, truncated, unsupported
+mode) surface as a one-line ``SimCLRError`` naming the file.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from simclr.errors import SimCLRError
+
+IMG_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+# Modes that carry an alpha channel; transparent pixels are composited onto black
+# so that "invisible" colour data does not leak into training.
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+
+_EXIF_ORIENTATION = 0x0112
+
+
+def is_image_file(path: str | os.PathLike[str]) -> bool:
+    """True for a non-hidden file name with one of ``IMG_EXTENSIONS`` (any case)."""
+    base = os.path.basename(os.fspath(path))
+    return not base.startswith(".") and base.lower().endswith(IMG_EXTENSIONS)
+
+
+@contextmanager
+def _reading(path: str) -> Iterator[None]:
+    """Turn any decoder failure into a one-line SimCLRError naming ``path``.
+
+    Decoders raise a zoo of types on bad files (OSError, SyntaxError, ValueError,
+    struct.error, DecompressionBombError, ...), hence the broad catch.
+    """
+    try:
+        yield
+    except SimCLRError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see docstring
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise SimCLRError(f"cannot read image '{path}': {reason}") from exc
+
+
+def _high_depth_to_uint8(img: Image.Image) -> np.ndarray:
+    """16/32-bit integer or float single-channel image -> uint8 [H, W].
+
+    Integer modes ("I;16*", "I") are taken as 16-bit samples (how PNG/TIFF store
+    them), so the full 0..65535 range maps onto 0..255. Float ("F") data in [0, 1]
+    is scaled by 255, anything larger is assumed to already be 0..255.
+    """
+    arr = np.asarray(img)
+    if img.mode == "F":
+        data = np.nan_to_num(arr.astype(np.float64))
+        if data.size and data.max() <= 1.0:
+            data = data * 255.0
+        return np.clip(np.rint(data), 0, 255).astype(np.uint8)
+    data = np.clip(arr.astype(np.int64), 0, 65535)
+    # +128 rounds to nearest; 257 = 65535 / 255 maps both ends exactly.
+    return ((data + 128) // 257).astype(np.uint8)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode -> 8-bit "RGB"."""
+    mode = img.mode
+    if mode.startswith("I") or mode == "F":
+        return Image.fromarray(_high_depth_to_uint8(img)).convert("RGB")
+    if mode in _ALPHA_MODES or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(black, rgba).convert("RGB")
+    if mode == "RGB":
+        return img
+    return img.convert("RGB")
+
+
+def _apply_exif_orientation(img: Image.Image) -> Image.Image:
+    # Phone photos are stored sideways with an EXIF flag; honour it. Broken EXIF
+    # is cosmetic, so it must not make an otherwise readable image fail.
+    try:
+        if img.getexif().get(_EXIF_ORIENTATION, 1) != 1:
+            return ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001
+        pass
+    return img
+
+
+def open_rgb(path: str | os.PathLike[str], max_side: int | None = None) -> Image.Image:
+    """Fully decode ``path`` into an 8-bit RGB PIL image.
+
+    Args:
+        path: image file.
+        max_side: if given, shrink (keeping aspect) so neither side exceeds it;
+            JPEGs are then decoded at reduced scale, which is much faster.
+
+    Raises:
+        SimCLRError: "cannot read image '<path>': <reason>".
+    """
+    path = os.fspath(path)
+    with _reading(path), Image.open(path) as img:
+        if max_side is not None:
+            img.draft("RGB", (max_side, max_side))
+        img.load()
+        rgb = _to_rgb(_apply_exif_orientation(img))
+        if max_side is not None:
+            rgb.thumbnail((max_side, max_side))
+        # Pixels are loaded, so the result stays valid after the file is closed.
+        return rgb
+
+
+def image_shorter_side(path: str | os.PathLike[str]) -> int:
+    """Shorter side in pixels, read from the header only (no pixel decode)."""
+    path = os.fspath(path)
+    with _reading(path), Image.open(path) as img:
+        return int(min(img.size))
+
+
+def load_image(path: str | os.PathLike[str]) -> torch.Tensor:
+    """Read an image file as a uint8 tensor [3, H, W] in RGB order.
+
+    Grayscale is repeated to 3 channels, alpha/transparency is composited on
+    black, palettes are expanded, 16-bit data is scaled to 8 bits.
+
+    Raises:
+        SimCLRError: the file is missing, empty, corrupt, truncated or unsupported.
+    """
+    rgb = open_rgb(path)
+    arr = np.array(rgb, dtype=np.uint8)  # [H, W, 3]; a writable copy for from_numpy
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()

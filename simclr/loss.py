@@ -1,0 +1,179 @@
+"""NT-Xent, the normalized temperature-scaled cross-entropy loss of SimCLR.
+
+Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual
+Representations" (arXiv 2002.05709), Section 2.1 eq. (1) and Algorithm 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import ContextManager
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from simclr.errors import SimCLRError
+
+__all__ = ["ContrastiveOutput", "NTXentLoss", "nt_xent"]
+
+
+@dataclass
+class ContrastiveOutput:
+    """Result of :func:`nt_xent`.
+
+    Attributes:
+        loss: 0-dim float32 tensor (float64 for float64 inputs), the mean loss
+            over all 2N anchors; differentiable.
+        accuracy: 0-dim float32 tensor, detached: fraction of the 2N anchors
+            whose positive has the largest logit among the 2N - 1 candidates.
+    """
+
+    loss: Tensor
+    accuracy: Tensor
+
+
+def _check_temperature(temperature: float) -> None:
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+        raise SimCLRError(f"temperature must be a finite number > 0, got {temperature!r}")
+    # `not (t > 0)` also rejects NaN.
+    if not (temperature > 0) or not math.isfinite(temperature):
+        raise SimCLRError(f"temperature must be a finite number > 0, got {temperature}")
+
+
+def _check_pair(z_a: Tensor, z_b: Tensor) -> None:
+    if not isinstance(z_a, Tensor) or not isinstance(z_b, Tensor):
+        raise SimCLRError("z_a and z_b must be tensors of shape (N, d)")
+    if z_a.shape != z_b.shape:
+        raise SimCLRError(
+            f"z_a and z_b must have the same shape (N, d), got {tuple(z_a.shape)} "
+            f"and {tuple(z_b.shape)}"
+        )
+    if z_a.ndim != 2 or z_a.shape[1] < 1:
+        raise SimCLRError(
+            f"z_a and z_b must be 2-D (N, d) with d >= 1, got shape {tuple(z_a.shape)}"
+        )
+    if z_a.shape[0] < 2:
+        raise SimCLRError(
+            f"batch size N must be >= 2 for NT-Xent (needs negatives), got {z_a.shape[0]}"
+        )
+
+
+def _autocast_off(device_type: str) -> ContextManager[object]:
+    # Some torch builds reject autocast for device types they do not support
+    # (e.g. mps on older releases); there is then nothing to switch off.
+    try:
+        return torch.autocast(device_type=device_type, enabled=False)
+    except RuntimeError:
+        return contextlib.nullcontext()
+
+
+def _normalize(z: Tensor) -> Tensor:
+    """Upcast to at least float32 and L2-normalise rows: (N, d) -> (N, d)."""
+    dtype = torch.promote_types(z.dtype, torch.float32)
+    return F.normalize(z.to(dtype), dim=1)
+
+
+def _nt_xent_from_parts(
+    local_a: Tensor,
+    local_b: Tensor,
+    all_a: Tensor,
+    all_b: Tensor,
+    offset: int,
+    temperature: float,
+) -> ContrastiveOutput:
+    """NT-Xent of local anchors against a (possibly gathered) global candidate set.
+
+    Inputs must already be L2-normalised and at least float32, and autocast must
+    be off. Rows ``offset .. offset + n - 1`` of ``all_a``/``all_b`` are the
+    local rows themselves (the same tensors, so gradients flow through them).
+
+    Args:
+        local_a, local_b: (n, d) local views; row i of each is one sample.
+        all_a, all_b: (M, d) views of the whole batch, M >= n.
+        offset: index in the global batch of local row 0.
+        temperature: tau > 0.
+
+    Returns:
+        Loss averaged over the 2n local anchors (eq. (1), Algorithm 1 of
+        arXiv 2002.05709) and the detached top-1 positive-retrieval accuracy.
+    """
+    n, m = local_a.shape[0], all_a.shape[0]
+    device = local_a.device
+    anchors = torch.cat([local_a, local_b])  # (2n, d)
+    candidates = torch.cat([all_a, all_b])  # (2M, d)
+    # In-place scaling and masking keep a single (2n, 2M) matrix alive before
+    # cross_entropy; mm's backward needs only its inputs, so this is autograd-safe.
+    logits = anchors @ candidates.T
+    logits.div_(temperature)
+
+    local = torch.arange(n, device=device)
+    rows = torch.arange(2 * n, device=device)
+    self_cols = torch.cat([offset + local, m + offset + local])
+    pos_cols = torch.cat([m + offset + local, offset + local])
+    # -inf is exact in fp32 and every row keeps finite candidates (M >= 2).
+    logits[rows, self_cols] = float("-inf")
+
+    loss = F.cross_entropy(logits, pos_cols)
+    with torch.no_grad():
+        accuracy = (logits.argmax(dim=1) == pos_cols).float().mean()
+    return ContrastiveOutput(loss=loss, accuracy=accuracy)
+
+
+def nt_xent(z_a: Tensor, z_b: Tensor, temperature: float = 0.5) -> ContrastiveOutput:
+    """SimCLR's NT-Xent loss over a batch of positive pairs.
+
+    Row i of ``z_a`` and row i of ``z_b`` are projections of two augmented views
+    of sample i; every other row of either tensor is a negative. The loss is the
+    cross-entropy of identifying the positive among the 2N - 1 other embeddings
+    with cosine-similarity logits / tau, averaged over all 2N anchors
+    (arXiv 2002.05709, eq. (1) and Algorithm 1).
+
+    Computation is done in float32 (float64 kept as is) with autocast disabled,
+    so bf16/fp16 inputs under mixed precision stay numerically stable.
+
+    Args:
+        z_a: (N, d) projections of the first views, N >= 2.
+        z_b: (N, d) projections of the second views.
+        temperature: tau > 0; the paper's default for large batches is 0.1,
+            this package's default 0.5.
+
+    Returns:
+        :class:`ContrastiveOutput` with 0-dim ``loss`` and detached ``accuracy``.
+
+    Raises:
+        SimCLRError: on a bad temperature, mismatched or non-2-D shapes, or N < 2.
+    """
+    _check_temperature(temperature)
+    _check_pair(z_a, z_b)
+    with _autocast_off(z_a.device.type):
+        a = _normalize(z_a)
+        b = _normalize(z_b)
+        return _nt_xent_from_parts(a, b, a, b, offset=0, temperature=temperature)
+
+
+class NTXentLoss(nn.Module):
+    """Module wrapper of :func:`nt_xent` (arXiv 2002.05709, eq. (1)).
+
+    ``forward(z_a, z_b)`` takes two (N, d) tensors and returns the 0-dim loss;
+    the detached accuracy of the latest call is kept in ``last_accuracy``.
+    """
+
+    last_accuracy: Tensor | None
+
+    def __init__(self, temperature: float = 0.5) -> None:
+        super().__init__()
+        _check_temperature(temperature)
+        self.temperature = float(temperature)
+        self.last_accuracy = None
+
+    def forward(self, z_a: Tensor, z_b: Tensor) -> Tensor:
+        """Return the NT-Xent loss of (N, d) views ``z_a``, ``z_b`` as a 0-dim tensor."""
+        out = nt_xent(z_a, z_b, self.temperature)
+        self.last_accuracy = out.accuracy
+        return out.loss
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}"

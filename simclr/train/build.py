@@ -1,0 +1,105 @@
+"""Turn a ``Config`` into the objects training and evaluation need (the only place that does)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from simclr.augment import TwoViewTransform, ViewTransform
+from simclr.config import Config
+from simclr.data import DataSplits, load_data
+from simclr.errors import SimCLRError
+from simclr.models import SimCLR, build_simclr, use_cifar_stem
+from simclr.optim import default_base_lr
+from simclr.train.loader import default_workers
+
+
+def load_config_data(config: Config) -> DataSplits:
+    return load_data(config.data.name, config.data.root, config.data.download, config.data.valid_size, config.train.seed)
+
+
+def resolve_config(config: Config, data: DataSplits) -> Config:
+    """A copy with every automatic value filled in, so the saved config says what actually ran."""
+    resolved = dataclasses.replace(
+        config,
+        data=dataclasses.replace(config.data),
+        augment=dataclasses.replace(config.augment),
+        model=dataclasses.replace(config.model),
+        optim=dataclasses.replace(config.optim),
+    )
+    if resolved.data.image_size is None:
+        resolved.data.image_size = data.image_size
+    if resolved.data.workers is None:
+        resolved.data.workers = default_workers()
+    size = resolved.data.image_size
+    resolved.model.cifar_stem = use_cifar_stem(size, resolved.model.cifar_stem)
+    if resolved.augment.blur_p is None:
+        resolved.augment.blur_p = 0.5 if size > 32 else 0.0
+    if resolved.optim.lr is None:
+        resolved.optim.lr = default_base_lr(resolved.optim.optimizer, resolved.optim.lr_scaling)
+    return resolved
+
+
+def build_model(config: Config, mean: tuple[float, ...], std: tuple[float, ...]) -> SimCLR:
+    """The SimCLR network of a resolved config."""
+    m = config.model
+    stem = use_cifar_stem(config.data.image_size or 224, m.cifar_stem)
+    return build_simclr(m.arch, m.width, stem, m.head, m.proj_layers, m.hidden_dim, m.out_dim, mean, std)
+
+
+def build_augmentation(config: Config) -> TwoViewTransform:
+    """The paper's two-view augmentation with the config's parameters."""
+    a = config.augment
+    view = ViewTransform(
+        size=config.data.image_size or 224,
+        crop_scale=tuple(a.crop_scale),
+        crop_ratio=tuple(a.crop_ratio),
+        flip_p=a.flip_p,
+        color_strength=a.color_strength,
+        color_p=a.color_p,
+        gray_p=a.gray_p,
+        blur_p=a.blur_p,
+        blur_sigma=tuple(a.blur_sigma),
+        solarize_p=a.solarize_p,
+    )
+    return TwoViewTransform(view)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU; an unavailable device is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SimCLRError(f"train.device '{name}' requested but CUDA is not available on this machine")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise SimCLRError("train.device 'mps' requested but MPS is not available on this machine")
+    return torch.device(name)
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype, or None for fp32. ``auto``: bf16 where supported on CUDA, else fp16; fp32 elsewhere."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if precision == "fp16" and device.type == "cpu":
+        raise SimCLRError("train.precision fp16 is not supported on the CPU; use bf16 or fp32")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def check_same_model(saved: dict, current: Config, source: str) -> None:
+    """Refuse a checkpoint whose network differs from the one configured, naming the differences."""
+    differences = [
+        f"model.{key}: {saved['model'].get(key)!r} in checkpoint vs {value!r} now"
+        for key, value in dataclasses.asdict(current.model).items()
+        if saved["model"].get(key) != (list(value) if isinstance(value, tuple) else value)
+    ]
+    if saved["data"].get("image_size") != current.data.image_size:
+        differences.append(f"data.image_size: {saved['data'].get('image_size')} in checkpoint vs {current.data.image_size} now")
+    if differences:
+        raise SimCLRError(f"{source} holds a different model: " + "; ".join(differences))

@@ -1,0 +1,92 @@
+"""Batches of two views for pretraining, reproducible whatever the number of workers.
+
+A sample's views depend only on (run seed, epoch, sample index): the dataset seeds one
+generator per item with ``view_seed``, and the sampler's order depends only on (seed, epoch).
+A sampler can start mid-epoch, so a resumed run sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from simclr.augment import TwoViewTransform, view_seed
+
+
+class TwoViewDataset(Dataset):
+    """Wraps a dataset of (uint8 image [3,H,W], label) into (view_a, view_b, label, index)."""
+
+    def __init__(self, base: Dataset, transform: TwoViewTransform, seed: int) -> None:
+        self.base = base
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, int, int]:
+        image, label = self.base[index]
+        view_a, view_b = self.transform(image, view_seed(self.seed, self.epoch, index))
+        return view_a, view_b, int(label), index
+
+
+class EpochSampler(Sampler[int]):
+    """A seeded permutation per epoch, truncated to whole batches, optionally started mid-epoch.
+
+    ``num_replicas``/``rank`` give each process a disjoint, interleaved shard of every
+    global batch (rank r takes positions r, r+R, … of it), so the union over ranks of one
+    step is exactly the single-process global batch.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        seed: int,
+        epoch: int = 0,
+        start_step: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.epoch, self.start_step = epoch, start_step
+        self.num_replicas, self.rank = num_replicas, rank
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.size // self.batch_size
+
+    def __len__(self) -> int:
+        return (self.steps_per_epoch - self.start_step) * self.batch_size // self.num_replicas
+
+    def __iter__(self) -> Iterator[int]:
+        # index = size is never a sample index, so the order seed never equals a view seed.
+        generator = torch.Generator().manual_seed(view_seed(self.seed, self.epoch, self.size))
+        order = torch.randperm(self.size, generator=generator)
+        used = order[self.start_step * self.batch_size : self.steps_per_epoch * self.batch_size]
+        return iter(used[self.rank :: self.num_replicas].tolist())
+
+
+def default_workers() -> int:
+    """Loader processes: leave one core to the training loop, at most 8."""
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+def make_loader(
+    dataset: TwoViewDataset, sampler: EpochSampler, workers: int, pin_memory: bool
+) -> DataLoader:
+    """A loader over ``sampler``'s indices in per-rank batches of ``batch_size // num_replicas``."""
+    return DataLoader(
+        dataset,
+        batch_size=sampler.batch_size // sampler.num_replicas,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        drop_last=True,
+        persistent_workers=False,  # workers must see the dataset's new epoch each time
+    )

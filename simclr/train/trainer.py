@@ -1,0 +1,239 @@
+"""The pretraining loop: two views, f and g, NT-Xent, LARS, warm-up + cosine, checkpoints.
+
+Read top to bottom: ``pretrain`` sets everything up from a ``Config``, then runs
+``train_step`` over seeded two-view batches, logging, checkpointing and monitoring as it goes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from simclr.augment import save_augmentation_grid
+from simclr.config import Config, config_from_dict, save_config
+from simclr.errors import SimCLRError
+from simclr.evaluate import extract_features, knn_evaluate
+from simclr.loss import nt_xent
+from simclr.optim import build_optimizer, parameter_groups, scaled_lr, set_lr, warmup_cosine_lr
+from simclr.train import checkpoint as ckpt
+from simclr.train.build import (
+    build_augmentation, build_model, check_same_model, load_config_data, resolve_config,
+    resolve_device, resolve_precision,
+)
+from simclr.train.loader import EpochSampler, TwoViewDataset, make_loader
+from simclr.train.metrics import MetricsLogger, read_metrics
+from simclr.train.plots import plot_metrics
+from simclr.validation import validate
+
+log = logging.getLogger("simclr")
+
+
+@dataclass
+class TrainState:
+    """Everything that changes during training and goes into a checkpoint."""
+
+    model: nn.Module
+    probe: nn.Linear | None
+    optimizer: torch.optim.Optimizer
+    probe_optimizer: torch.optim.Optimizer | None
+    scaler: torch.amp.GradScaler
+    step: int = 0
+
+    def state_dict(self, config: Config) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "probe": self.probe.state_dict() if self.probe else None,
+            "optimizer": self.optimizer.state_dict(),
+            "probe_optimizer": self.probe_optimizer.state_dict() if self.probe_optimizer else None,
+            "scaler": self.scaler.state_dict(),
+            "rng": ckpt.rng_state(),
+            "config": config.to_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.probe is not None and state["probe"] is not None:
+            self.probe.load_state_dict(state["probe"])
+            self.probe_optimizer.load_state_dict(state["probe_optimizer"])  # type: ignore[union-attr]
+        self.scaler.load_state_dict(state["scaler"])
+        ckpt.restore_rng_state(state["rng"])
+        self.step = int(state["step"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train_step(
+    state: TrainState,
+    view_a: Tensor,
+    view_b: Tensor,
+    labels: Tensor,
+    temperature: float,
+    amp_dtype: torch.dtype | None,
+    grad_clip: float | None,
+    channels_last: bool,
+) -> dict[str, Tensor]:
+    """One optimisation step on a batch of N pairs; returns detached scalars (no host sync)."""
+    device = next(state.model.parameters()).device
+    # Both views in one forward pass: BatchNorm sees all 2N images, as in the paper's code.
+    images = torch.cat([view_a, view_b]).to(device, non_blocking=True)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        h, z = state.model(images)
+    z_a, z_b = z.chunk(2)
+    out = nt_xent(z_a, z_b, temperature)
+    state.optimizer.zero_grad(set_to_none=True)
+    state.scaler.scale(out.loss).backward()
+    if grad_clip is not None:
+        state.scaler.unscale_(state.optimizer)
+        nn.utils.clip_grad_norm_(state.model.parameters(), grad_clip)
+    state.scaler.step(state.optimizer)
+    state.scaler.update()
+    stats = {"loss": out.loss.detach(), "contrastive_acc": out.accuracy}
+    if state.probe is not None:
+        stats["probe_acc"] = _probe_step(state, h.detach().float(), labels.to(device).repeat(2))
+    return stats
+
+
+def _probe_step(state: TrainState, features: Tensor, labels: Tensor) -> Tensor:
+    """Online linear probe on stop-gradient features; unlabelled rows (-1) are skipped."""
+    known = labels >= 0
+    logits = state.probe(features)  # type: ignore[misc]
+    loss = F.cross_entropy(logits[known], labels[known]) if known.any() else logits.sum() * 0
+    state.probe_optimizer.zero_grad(set_to_none=True)  # type: ignore[union-attr]
+    loss.backward()
+    state.probe_optimizer.step()  # type: ignore[union-attr]
+    correct = (logits.argmax(1) == labels) & known
+    return correct.sum() / known.sum().clamp_min(1)
+
+
+def _load_resume_state(config: Config, checkpoint_dir: Path) -> dict[str, Any]:
+    state, path = ckpt.load_latest(checkpoint_dir)
+    check_same_model(state["config"], config, f"checkpoint '{path}'")
+    log.info("resuming from %s at step %d", path, state["step"])
+    return state
+
+
+def _knn_monitor(model: nn.Module, data, config: Config, device: torch.device) -> float:
+    """kNN top-1 of the current encoder: training split as the bank, test split as queries."""
+    size, batch = config.data.image_size, config.eval.batch_size
+    bank, bank_labels = extract_features(model, data.train, size, device, batch, desc="knn bank")
+    queries, query_labels = extract_features(model, data.test, size, device, batch, desc="knn queries")
+    result = knn_evaluate(bank, bank_labels, queries, query_labels, data.num_classes, config.eval.knn_k, config.eval.knn_temperature)
+    return result["top1"]
+
+
+def pretrain(config: Config, resume: bool = False) -> dict[str, Any]:
+    """Run (or resume) SimCLR pretraining as ``config`` says; returns a summary of the run."""
+    validate(config)
+    run_dir = Path(config.train.output)
+    checkpoint_dir = run_dir / "checkpoints"
+    if not resume and ckpt.list_checkpoints(checkpoint_dir):
+        raise SimCLRError(f"run folder '{run_dir}' already holds checkpoints; pass --resume to continue it or choose another --output")
+    data = load_config_data(config)
+    config = resolve_config(config, data)
+    t = config.train
+    if t.batch_size > len(data.pretrain):
+        raise SimCLRError(f"train.batch_size {t.batch_size} is larger than the dataset ({len(data.pretrain)} images)")
+    resume_state = _load_resume_state(config, checkpoint_dir) if resume else None
+    device = resolve_device(t.device)
+    amp_dtype = resolve_precision(t.precision, device)
+
+    seed_everything(t.seed)
+    model = build_model(config, data.mean, data.std).to(device)
+    if t.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    probe = nn.Linear(model.feature_dim, data.num_classes).to(device) if data.num_classes else None
+    peak_lr = scaled_lr(config.optim.lr, t.batch_size, config.optim.lr_scaling)
+    state = TrainState(
+        model=model,
+        probe=probe,
+        optimizer=build_optimizer(config.optim.optimizer, parameter_groups(model, config.optim.weight_decay), peak_lr, config.optim.weight_decay, config.optim.momentum),
+        probe_optimizer=torch.optim.Adam(probe.parameters(), lr=t.probe_lr) if probe else None,
+        scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
+    )
+    if resume_state is not None:
+        state.load_state_dict(resume_state)
+
+    dataset = TwoViewDataset(data.pretrain, build_augmentation(config), t.seed)
+    steps_per_epoch = len(dataset) // t.batch_size
+    total_steps = t.epochs * steps_per_epoch
+    stop_step = min(total_steps, t.max_steps or total_steps)
+    warmup_steps = round(config.optim.warmup_epochs * steps_per_epoch)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / "config.yaml")
+    if resume_state is None:
+        samples = [data.pretrain[i][0] for i in range(min(6, len(data.pretrain)))]
+        save_augmentation_grid(samples, dataset.transform, run_dir / "augmentations.png", seed=t.seed)
+    logger = MetricsLogger(run_dir, resume_step=state.step if resume_state else None)
+    log.info("pretraining %s (h: %d-d) on %s: %d images, %d steps/epoch, %d steps, peak lr %.4g, device %s, precision %s",
+             config.model.arch, model.feature_dim, data.name, len(dataset), steps_per_epoch, stop_step, peak_lr,
+             device, amp_dtype or "fp32")
+
+    pending: list[tuple[int, int, float, dict[str, Tensor]]] = []
+    progress = tqdm(total=stop_step, initial=state.step, desc="pretrain", unit="step", dynamic_ncols=True)
+    started = time.perf_counter()
+    first_step = state.step
+
+    def flush_pending() -> None:
+        for step, epoch, lr, stats in pending:
+            logger.log({"step": step, "epoch": epoch, "lr": lr, **{k: round(v.item(), 6) for k, v in stats.items()}})
+        if pending:
+            progress.set_postfix(loss=f"{pending[-1][3]['loss'].item():.4f}", lr=f"{pending[-1][2]:.3g}")
+        pending.clear()
+        logger.flush()
+
+    while state.step < stop_step:
+        epoch, offset = divmod(state.step, steps_per_epoch)
+        dataset.epoch = epoch
+        sampler = EpochSampler(len(dataset), t.batch_size, t.seed, epoch, start_step=offset)
+        for view_a, view_b, labels, _ in make_loader(dataset, sampler, config.data.workers, device.type == "cuda"):
+            lr = warmup_cosine_lr(state.step, total_steps, warmup_steps, peak_lr)
+            set_lr(state.optimizer, lr)
+            stats = train_step(state, view_a, view_b, labels, t.temperature, amp_dtype, config.optim.grad_clip, t.channels_last)
+            state.step += 1
+            progress.update(1)
+            pending.append((state.step, epoch, lr, stats))
+            if state.step % t.log_every == 0:
+                flush_pending()
+            if state.step % t.checkpoint_every == 0 or state.step == stop_step:
+                flush_pending()
+                ckpt.save_checkpoint(state.state_dict(config), checkpoint_dir, t.keep_checkpoints)
+            if state.step >= stop_step:
+                break
+        epoch_done = state.step % steps_per_epoch == 0
+        if epoch_done and t.knn_every and data.test is not None and (epoch + 1) % t.knn_every == 0:
+            knn_top1 = _knn_monitor(state.model, data, config, device)
+            logger.log({"step": state.step, "epoch": epoch, "knn_top1": knn_top1})
+            log.info("epoch %d: kNN top-1 %.4f", epoch + 1, knn_top1)
+    flush_pending()
+    progress.close()
+    logger.close()
+    elapsed = time.perf_counter() - started
+    plot_metrics(read_metrics(run_dir / "metrics.jsonl"), run_dir / "plots")
+    steps_run = state.step - first_step
+    summary = {
+        "run_dir": str(run_dir),
+        "steps": state.step,
+        "seconds": round(elapsed, 1),
+        "images_per_second": round(steps_run * t.batch_size / max(elapsed, 1e-9), 1),
+    }
+    log.info("finished: %s", summary)
+    return summary

@@ -1,0 +1,278 @@
+"""Tests for simclr.optim: LARS, optimizer building, LR schedules."""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from simclr.errors import SimCLRError
+from simclr.optim import (
+    LARS,
+    OPTIMIZERS,
+    build_optimizer,
+    default_base_lr,
+    parameter_groups,
+    scaled_lr,
+    set_lr,
+    warmup_cosine_lr,
+)
+
+
+def reference_lars_step(
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    bufs: list[torch.Tensor],
+    lr: float,
+    momentum: float,
+    wd: float,
+    eta: float,
+) -> None:
+    """One LARS step from the formulas of google-research/simclr lars_optimizer.py."""
+    for p, g, buf in zip(params, grads, bufs):
+        if p.dim() > 1:
+            g = g + wd * p
+            w_norm, g_norm = float(p.norm()), float(g.norm())
+            trust = eta * w_norm / g_norm if w_norm > 0 and g_norm > 0 else 1.0
+        else:
+            trust = 1.0
+        buf.copy_(momentum * buf + lr * trust * g)
+        p.copy_(p - buf)
+
+
+def make_params() -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    weight = torch.randn(4, 3, generator=g)
+    bias = torch.randn(4, generator=g)
+    zero = torch.zeros(2, 5)
+    conv = torch.randn(3, 2, 3, 3, generator=g)
+    return [t.requires_grad_() for t in (weight, bias, zero, conv)]
+
+
+def grads_for(step: int, params: list[torch.Tensor]) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(100 + step)
+    return [torch.randn(p.shape, generator=g) for p in params]
+
+
+@pytest.mark.parametrize("steps", [1, 5])
+def test_lars_matches_reference(steps: int) -> None:
+    lr, momentum, wd, eta = 0.7, 0.9, 1e-2, 0.02
+    params = make_params()
+    ref = [p.detach().clone() for p in params]
+    bufs = [torch.zeros_like(p) for p in ref]
+    opt = LARS(params, lr=lr, momentum=momentum, weight_decay=wd, eta=eta)
+    for step in range(steps):
+        grads = grads_for(step, params)
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        opt.step()
+        reference_lars_step(ref, grads, bufs, lr, momentum, wd, eta)
+        for p, g in zip(params, grads):
+            assert torch.equal(p.grad, g)  # the raw gradient is left untouched
+    for p, r in zip(params, ref):
+        torch.testing.assert_close(p.detach(), r, rtol=1e-5, atol=1e-6)
+    for p, b in zip(params, bufs):
+        torch.testing.assert_close(opt.state[p]["momentum_buffer"], b, rtol=1e-5, atol=1e-6)
+
+
+def test_lars_bias_and_zero_weight_rules() -> None:
+    """Bias: plain lr*g, no decay. All-zero weight: trust 1 and wd*0 = 0, so lr*g too."""
+    params = make_params()
+    weight, bias, zero, _ = params
+    before = [p.detach().clone() for p in params]
+    grads = grads_for(0, params)
+    for p, g in zip(params, grads):
+        p.grad = g.clone()
+    LARS(params, lr=0.5, momentum=0.9, weight_decay=0.1, eta=0.001).step()
+    torch.testing.assert_close(bias.detach(), before[1] - 0.5 * grads[1])
+    torch.testing.assert_close(zero.detach(), before[2] - 0.5 * grads[2])
+    # Adapted weight moves by lr * eta * ||w|| in norm, far less than lr * ||g||.
+    g_wd = grads[0] + 0.1 * before[0]
+    step = 0.5 * 0.001 * before[0].norm() / g_wd.norm() * g_wd
+    torch.testing.assert_close(weight.detach(), before[0] - step)
+
+
+def test_lars_group_overrides_and_skips_params_without_grad() -> None:
+    w1, w2, w3 = (torch.ones(2, 2, requires_grad=True) for _ in range(3))
+    opt = LARS(
+        [{"params": [w1]}, {"params": [w2, w3], "lr": 2.0, "eta": 0.5, "weight_decay": 0.0}],
+        lr=1.0, weight_decay=0.0, eta=0.1,
+    )
+    w1.grad = torch.ones(2, 2)
+    w2.grad = torch.ones(2, 2)
+    opt.step()
+    # ||w|| = ||g|| = 2, so the step per entry is lr * eta.
+    torch.testing.assert_close(w1.detach(), torch.full((2, 2), 1.0 - 0.1))
+    torch.testing.assert_close(w2.detach(), torch.full((2, 2), 1.0 - 1.0))
+    assert torch.equal(w3.detach(), torch.ones(2, 2)) and w3 not in opt.state
+
+
+def test_lars_converges_on_least_squares() -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(128, 10, generator=g)
+    y = x @ torch.randn(10, 3, generator=g) + 0.5
+    model = nn.Linear(10, 3)
+    torch.manual_seed(2)
+    nn.init.normal_(model.weight, std=0.1)
+    opt = LARS(model.parameters(), lr=0.0, momentum=0.9, weight_decay=0.0, eta=0.01)
+    loss_fn = nn.MSELoss()
+    initial = loss_fn(model(x), y).item()
+    total = 300
+    for step in range(total):
+        set_lr(opt, warmup_cosine_lr(step, total, warmup_steps=10, peak_lr=2.0))
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+    final = loss_fn(model(x), y).item()
+    assert final < 1e-5 * initial and final < 1e-4
+
+
+def test_lars_state_dict_round_trip() -> None:
+    model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Linear(6, 2))
+    x = torch.randn(16, 4, generator=torch.Generator().manual_seed(3))
+
+    def train(m: nn.Module, opt: torch.optim.Optimizer, steps: int) -> None:
+        for _ in range(steps):
+            opt.zero_grad()
+            m(x).pow(2).mean().backward()
+            opt.step()
+
+    opt = LARS(model.parameters(), lr=1.0, momentum=0.9, weight_decay=1e-4)
+    train(model, opt, 3)
+    clone = copy.deepcopy(model)
+    restored = LARS(clone.parameters(), lr=1.0, momentum=0.9, weight_decay=1e-4)
+    # Serialise, as a checkpoint would: load_state_dict alone shares the buffer tensors.
+    buffer = io.BytesIO()
+    torch.save(opt.state_dict(), buffer)
+    buffer.seek(0)
+    restored.load_state_dict(torch.load(buffer, weights_only=True))
+    assert all("momentum_buffer" in s for s in restored.state.values())
+    fresh_model = copy.deepcopy(model)
+    fresh = LARS(fresh_model.parameters(), lr=1.0, momentum=0.9, weight_decay=1e-4)
+
+    train(model, opt, 3)
+    train(clone, restored, 3)
+    train(fresh_model, fresh, 3)
+    for a, b in zip(model.parameters(), clone.parameters()):
+        assert torch.equal(a, b)
+    # Without the momentum buffers the trajectory differs, so the check above has teeth.
+    assert not all(torch.equal(a, b) for a, b in zip(model.parameters(), fresh_model.parameters()))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"lr": -0.1}, "lr"), ({"lr": float("nan")}, "lr"), ({"momentum": 1.0}, "momentum"),
+     ({"momentum": -0.1}, "momentum"), ({"weight_decay": -1e-6}, "weight_decay"),
+     ({"eta": 0.0}, "eta")],
+)
+def test_lars_invalid_hparams(kwargs: dict[str, float], match: str) -> None:
+    args = {"lr": 0.1} | kwargs
+    with pytest.raises(SimCLRError, match=match):
+        LARS([torch.zeros(2, 2, requires_grad=True)], **args)
+    with pytest.raises(SimCLRError, match=match):
+        LARS([{"params": [torch.zeros(2, 2, requires_grad=True)], **kwargs}], lr=0.1)
+
+
+def test_parameter_groups_split_by_ndim() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
+    model[3].bias.requires_grad_(False)
+    groups = parameter_groups(model, weight_decay=1e-4)
+    by_wd = {g["weight_decay"]: g["params"] for g in groups}
+    assert set(by_wd) == {1e-4, 0.0}
+    ids = lambda ps: {id(p) for p in ps}  # noqa: E731
+    assert ids(by_wd[1e-4]) == ids([model[0].weight, model[3].weight])
+    assert ids(by_wd[0.0]) == ids([model[0].bias, model[1].weight, model[1].bias])
+    with pytest.raises(SimCLRError, match="weight_decay"):
+        parameter_groups(model, -1.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [("lars", LARS), ("sgd", torch.optim.SGD), ("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)],
+)
+def test_build_optimizer_types(name: str, cls: type) -> None:
+    model = nn.Linear(3, 2)
+    opt = build_optimizer(name, parameter_groups(model, 1e-3), lr=0.1, weight_decay=5e-4)
+    assert type(opt) is cls
+    assert [g["weight_decay"] for g in opt.param_groups] == [1e-3, 0.0]
+    assert all(g["lr"] == 0.1 for g in opt.param_groups)
+    if name == "sgd":
+        assert opt.param_groups[0]["momentum"] == 0.9 and not opt.param_groups[0]["nesterov"]
+    plain = build_optimizer(name, list(model.parameters()), lr=0.1, weight_decay=5e-4)
+    assert plain.param_groups[0]["weight_decay"] == 5e-4
+
+
+def test_build_optimizer_errors() -> None:
+    params = list(nn.Linear(2, 2).parameters())
+    assert OPTIMIZERS == ("lars", "sgd", "adam", "adamw")
+    with pytest.raises(SimCLRError, match="lars, sgd, adam, adamw"):
+        build_optimizer("rmsprop", params, lr=0.1, weight_decay=0.0)
+    with pytest.raises(SimCLRError, match="lr"):
+        build_optimizer("sgd", params, lr=-1.0, weight_decay=0.0)
+    with pytest.raises(SimCLRError, match="momentum"):
+        build_optimizer("sgd", params, lr=0.1, weight_decay=0.0, momentum=1.5)
+
+
+def test_warmup_cosine_known_values() -> None:
+    peak, final, total, warm = 4.8, 0.1, 110, 10
+    f = lambda s: warmup_cosine_lr(s, total, warm, peak, final)  # noqa: E731
+    assert f(0) == pytest.approx(peak / warm)
+    assert f(4) == pytest.approx(peak * 5 / warm)
+    assert f(warm - 1) == pytest.approx(peak)
+    assert f(warm) == pytest.approx(peak)
+    assert f(warm + 50) == pytest.approx((peak + final) / 2)
+    last = final + 0.5 * (peak - final) * (1 + math.cos(math.pi * 99 / 100))
+    assert f(total - 1) == pytest.approx(last)
+    assert final < f(total - 1) < final + 0.01
+    assert f(total) == final and f(10 * total) == final
+    assert all(f(s) >= f(s + 1) for s in range(warm, total))
+    assert warmup_cosine_lr(0, 5, 0, 1.0) == pytest.approx(1.0)  # no warm-up
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [((-1, 10, 2, 1.0), "step"), ((0, 0, 0, 1.0), "total_steps"), ((0, 10, 11, 1.0), "warmup_steps"),
+     ((0, 10, -1, 1.0), "warmup_steps"), ((0, 10, 2, -1.0), "peak_lr")],
+)
+def test_warmup_cosine_invalid(args: tuple, match: str) -> None:
+    with pytest.raises(SimCLRError, match=match):
+        warmup_cosine_lr(*args)
+
+
+def test_scaled_lr_rules() -> None:
+    assert scaled_lr(0.3, 4096, "linear") == pytest.approx(4.8)
+    assert scaled_lr(0.075, 4096, "sqrt") == pytest.approx(4.8)
+    assert scaled_lr(0.3, 4096, "none") == 0.3
+    assert scaled_lr(0.3, 256, "linear") == pytest.approx(0.3)
+    with pytest.raises(SimCLRError, match="rule"):
+        scaled_lr(0.3, 256, "cubic")
+    with pytest.raises(SimCLRError, match="batch_size"):
+        scaled_lr(0.3, 0, "linear")
+
+
+def test_default_base_lr() -> None:
+    assert default_base_lr("lars", "linear") == 0.3
+    assert default_base_lr("lars", "sqrt") == 0.075
+    assert default_base_lr("sgd", "linear") == 0.3
+    for name in OPTIMIZERS:
+        for rule in ("linear", "sqrt", "none"):
+            assert default_base_lr(name, rule) > 0
+    assert scaled_lr(default_base_lr("adamw", "sqrt"), 256, "sqrt") == pytest.approx(1e-3)
+    with pytest.raises(SimCLRError, match="optimizer"):
+        default_base_lr("rmsprop", "linear")
+    with pytest.raises(SimCLRError, match="rule"):
+        default_base_lr("lars", "cubic")
+
+
+def test_set_lr_applies_group_scale() -> None:
+    w, b = torch.zeros(2, 2, requires_grad=True), torch.zeros(2, requires_grad=True)
+    opt = torch.optim.SGD([{"params": [w]}, {"params": [b], "lr_scale": 0.1}], lr=1.0)
+    set_lr(opt, 2.0)
+    assert [g["lr"] for g in opt.param_groups] == [2.0, pytest.approx(0.2)]
+    with pytest.raises(SimCLRError, match="lr"):
+        set_lr(opt, -1.0)
