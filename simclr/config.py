@@ -122,8 +122,9 @@ def _field_types(section: Any) -> dict[str, str]:
 
 def _coerce(key: str, raw: Any, type_name: str) -> Any:
     """Convert a YAML / command-line value to the field's declared type."""
-    if raw is None or (isinstance(raw, str) and raw.lower() in ("none", "null")):
-        if "None" in type_name:
+    optional = "None" in type_name
+    if raw is None or (optional and isinstance(raw, str) and raw.lower() in ("none", "null", "")):
+        if optional:
             return None
         raise SimCLRError(f"option {key} cannot be empty")
     base = type_name.replace(" | None", "")

@@ -19,7 +19,7 @@ def load_config_data(config: Config) -> DataSplits:
     return load_data(config.data.name, config.data.root, config.data.download, config.data.valid_size, config.train.seed)
 
 
-def resolve_config(config: Config, data: DataSplits) -> Config:
+def resolve_config(config: Config, native_image_size: int) -> Config:
     """A copy with every automatic value filled in, so the saved config says what actually ran."""
     resolved = dataclasses.replace(
         config,
@@ -29,7 +29,7 @@ def resolve_config(config: Config, data: DataSplits) -> Config:
         optim=dataclasses.replace(config.optim),
     )
     if resolved.data.image_size is None:
-        resolved.data.image_size = data.image_size
+        resolved.data.image_size = native_image_size
     if resolved.data.workers is None:
         resolved.data.workers = default_workers()
     size = resolved.data.image_size

@@ -147,7 +147,7 @@ def pretrain(config: Config, resume: bool = False) -> dict[str, Any]:
     if not resume and ckpt.list_checkpoints(checkpoint_dir):
         raise SimCLRError(f"run folder '{run_dir}' already holds checkpoints; pass --resume to continue it or choose another --output")
     data = load_config_data(config)
-    config = resolve_config(config, data)
+    config = resolve_config(config, data.image_size)
     t = config.train
     if t.batch_size > len(data.pretrain):
         raise SimCLRError(f"train.batch_size {t.batch_size} is larger than the dataset ({len(data.pretrain)} images)")
@@ -180,7 +180,8 @@ def pretrain(config: Config, resume: bool = False) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
     if resume_state is None:
-        samples = [data.pretrain[i][0] for i in range(min(6, len(data.pretrain)))]
+        spread = np.linspace(0, len(data.pretrain) - 1, num=min(6, len(data.pretrain))).round().astype(int)
+        samples = [data.pretrain[int(i)][0] for i in spread]
         save_augmentation_grid(samples, dataset.transform, run_dir / "augmentations.png", seed=t.seed)
     logger = MetricsLogger(run_dir, resume_step=state.step if resume_state else None)
     log.info("pretraining %s (h: %d-d) on %s: %d images, %d steps/epoch, %d steps, peak lr %.4g, device %s, precision %s",
