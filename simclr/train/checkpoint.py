@@ -49,12 +49,14 @@ def load_file(path: Path, map_location: str | torch.device = "cpu") -> dict[str,
     """Load a checkpoint safely; ``SimCLRError`` names the file and what is wrong with it."""
     if not path.is_file():
         raise SimCLRError(f"checkpoint '{path}' does not exist")
+    if not zipfile.is_zipfile(path):
+        raise SimCLRError(f"checkpoint '{path}' is unreadable, truncated or not a torch checkpoint")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        reason = str(error).splitlines()[0][:200]
-        raise SimCLRError(f"checkpoint '{path}' was refused: it is not a plain-tensor checkpoint ({reason})") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
+    except pickle.UnpicklingError:
+        # torch's own message suggests weights_only=False, which is exactly what must not happen.
+        raise SimCLRError(f"checkpoint '{path}' was refused: it holds objects other than tensors and plain values, and loading it could run code") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as error:
         reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
         raise SimCLRError(f"checkpoint '{path}' is unreadable or truncated ({reason})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
