@@ -150,7 +150,7 @@ def _coerce(key: str, raw: Any, type_name: str) -> Any:
         if base == "float":
             return float(raw)
         return str(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise SimCLRError(f"option {key} expects {base}, got '{raw}'") from None
 
 
@@ -191,6 +191,8 @@ def load_yaml(path: Path, what: str) -> dict[str, Any]:
             return yaml.safe_load(handle) or {}
     except OSError as error:
         raise SimCLRError(f"cannot read {what} '{path}': {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise SimCLRError(f"{what} '{path}' is not a text YAML file") from None
     except yaml.YAMLError as error:
         raise SimCLRError(f"{what} '{path}' is not valid YAML: {str(error).splitlines()[0]}") from None
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 from simclr.config import Config
 from simclr.errors import SimCLRError
 from simclr.models import ARCHITECTURES, HEADS
+from simclr.optim import OPTIMIZERS
+from simclr.optim.schedule import LR_RULES as LR_SCALINGS
 
-OPTIMIZERS = ("lars", "sgd", "adam", "adamw")
-LR_SCALINGS = ("linear", "sqrt", "none")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -26,8 +29,19 @@ def _fraction_range(name: str, value: tuple[float, float]) -> None:
     _require(0 < low <= high <= 1, f"{name} must satisfy 0 < lo <= hi <= 1, got {tuple(value)}")
 
 
+def _finite(config: Config) -> None:
+    """inf / nan pass every comparison-based range check, so refuse them first."""
+    for section in dataclasses.fields(config):
+        values = dataclasses.asdict(getattr(config, section.name))
+        for name, value in values.items():
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(item, float) and not math.isfinite(item):
+                    raise SimCLRError(f"{section.name}.{name} must be a finite number, got {value}")
+
+
 def validate(config: Config) -> None:
     """Raise ``SimCLRError`` naming the first invalid option and its valid range."""
+    _finite(config)
     data, aug, model, optim, train, ev = config.data, config.augment, config.model, config.optim, config.train, config.eval
     _require(0.0 < data.valid_size < 1.0, f"data.valid_size must be in (0, 1), got {data.valid_size}")
     _require(data.image_size is None or data.image_size >= 8, f"data.image_size must be >= 8, got {data.image_size}")
@@ -56,6 +70,8 @@ def validate(config: Config) -> None:
     _require(optim.grad_clip is None or optim.grad_clip > 0, f"optim.grad_clip must be > 0, got {optim.grad_clip}")
 
     _require(train.epochs >= 1, f"train.epochs must be >= 1, got {train.epochs}")
+    _require(optim.warmup_epochs <= train.epochs, f"optim.warmup_epochs must be <= train.epochs ({train.epochs}), got {optim.warmup_epochs}")
+    _require(0 <= train.seed < 2**32, f"train.seed must be in [0, 2**32), got {train.seed}")
     _require(train.max_steps is None or train.max_steps >= 1, f"train.max_steps must be >= 1, got {train.max_steps}")
     _require(train.batch_size >= 2, f"train.batch_size must be >= 2 (a positive pair needs negatives), got {train.batch_size}")
     _require(train.temperature > 0, f"train.temperature must be > 0, got {train.temperature}")

@@ -28,6 +28,10 @@ def test_truncated_newest_checkpoint_falls_back_to_previous(tmp_path):
     with pytest.warns(UserWarning, match="skipping damaged checkpoint"):
         state, path = ckpt.load_latest(tmp_path)
     assert state["step"] == 1 and path.name == "step-00000001.pt"
+    # The damaged file is set aside, so saving step 3 with keep=1 keeps step 3, not the damaged one.
+    assert (tmp_path / "step-00000002.pt.damaged").exists()
+    ckpt.save_checkpoint(_state(3), tmp_path, keep=1)
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["step-00000003.pt"]
 
 
 def test_all_damaged_is_an_error(tmp_path):

@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         message = [line for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
         print(f"error: {message[-1]}", file=sys.stderr)
         return 2
+    except OSError as error:  # unwritable run folder, --output naming a file, disk full
+        print(f"error: {error.strerror or error}: '{error.filename}'" if error.filename else f"error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

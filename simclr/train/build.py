@@ -74,8 +74,12 @@ def resolve_device(name: str) -> torch.device:
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    if not (name in ("cpu", "cuda", "mps") or (name.startswith("cuda:") and name[5:].isdigit())):
+        raise SimCLRError(f"device must be auto, cpu, cuda, cuda:N or mps, got '{name}'")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise SimCLRError(f"train.device '{name}' requested but CUDA is not available on this machine")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise SimCLRError(f"train.device '{name}' requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise SimCLRError("train.device 'mps' requested but MPS is not available on this machine")
     return torch.device(name)
@@ -86,7 +90,8 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     if precision == "auto":
         if device.type != "cuda":
             return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # Native bf16 needs compute capability 8 (Ampere); older GPUs would emulate it slowly.
+        return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
     if precision == "fp16" and device.type == "cpu":
         raise SimCLRError("train.precision fp16 is not supported on the CPU; use bf16 or fp32")
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
@@ -103,3 +108,21 @@ def check_same_model(saved: dict, current: Config, source: str) -> None:
         differences.append(f"data.image_size: {saved['data'].get('image_size')} in checkpoint vs {current.data.image_size} now")
     if differences:
         raise SimCLRError(f"{source} holds a different model: " + "; ".join(differences))
+
+
+# What a resumed run may not change: the optimizer's state and the data stream depend on them.
+_FIXED_ON_RESUME = (
+    ("data", "name"), ("train", "batch_size"), ("train", "seed"),
+    ("optim", "optimizer"), ("optim", "weight_decay"), ("optim", "momentum"),
+)
+
+
+def check_same_training(saved: dict, current: Config, source: str) -> None:
+    """Refuse a resume that changes the data stream or the optimizer, naming the differences."""
+    differences = [
+        f"{section}.{key}: {saved[section][key]!r} in checkpoint vs {getattr(getattr(current, section), key)!r} now"
+        for section, key in _FIXED_ON_RESUME
+        if saved[section][key] != getattr(getattr(current, section), key)
+    ]
+    if differences:
+        raise SimCLRError(f"cannot resume from {source} with " + "; ".join(differences))

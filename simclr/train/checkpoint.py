@@ -61,6 +61,9 @@ def load_file(path: Path, map_location: str | torch.device = "cpu") -> dict[str,
         raise SimCLRError(f"checkpoint '{path}' is unreadable or truncated ({reason})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise SimCLRError(f"checkpoint '{path}' is not a simclr checkpoint (no '{FORMAT}' marker)")
+    missing = [key for key in ("step", "model", "config") if key not in state]
+    if missing:
+        raise SimCLRError(f"checkpoint '{path}' is incomplete: no {', '.join(missing)}")
     return state
 
 
@@ -85,7 +88,7 @@ def save_checkpoint(state: dict[str, Any], directory: Path, keep: int) -> Path:
 
 
 def load_latest(directory: Path, map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], Path]:
-    """Newest checkpoint that loads; a damaged newer one is skipped with a warning."""
+    """Newest checkpoint that loads; a damaged newer one is renamed ``*.damaged`` with a warning."""
     candidates = list_checkpoints(directory)
     if not candidates:
         raise SimCLRError(f"no checkpoint found in '{directory}'")
@@ -93,7 +96,9 @@ def load_latest(directory: Path, map_location: str | torch.device = "cpu") -> tu
         try:
             return load_file(path, map_location), path
         except SimCLRError as error:
-            warnings.warn(f"skipping damaged checkpoint: {error}", stacklevel=2)
+            # Renamed aside so that later pruning, which keeps the newest names, never keeps it.
+            path.rename(path.with_name(path.name + ".damaged"))
+            warnings.warn(f"skipping damaged checkpoint (kept as {path.name}.damaged): {error}", stacklevel=2)
     raise SimCLRError(f"every checkpoint in '{directory}' is damaged")
 
 

@@ -24,7 +24,7 @@ class MetricsLogger:
         elif resume_step is None:
             self.path.unlink(missing_ok=True)
         self.handle = open(self.path, "a")
-        self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=resume_step)
+        self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=None if resume_step is None else resume_step + 1)
 
     def log(self, row: dict[str, Any]) -> None:
         """Write ``row`` (must hold ``step``); numeric entries also go to TensorBoard."""

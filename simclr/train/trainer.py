@@ -6,6 +6,7 @@ Read top to bottom: ``pretrain`` sets everything up from a ``Config``, then runs
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -27,7 +28,7 @@ from simclr.loss import nt_xent
 from simclr.optim import build_optimizer, parameter_groups, scaled_lr, set_lr, warmup_cosine_lr
 from simclr.train import checkpoint as ckpt
 from simclr.train.build import (
-    build_augmentation, build_model, check_same_model, load_config_data, resolve_config,
+    build_augmentation, build_model, check_same_model, check_same_training, load_config_data, resolve_config,
     resolve_device, resolve_precision,
 )
 from simclr.train.loader import EpochSampler, TwoViewDataset, make_loader
@@ -67,9 +68,15 @@ class TrainState:
         if self.probe is not None and state["probe"] is not None:
             self.probe.load_state_dict(state["probe"])
             self.probe_optimizer.load_state_dict(state["probe_optimizer"])  # type: ignore[union-attr]
-        self.scaler.load_state_dict(state["scaler"])
+        if state["scaler"]:  # empty when the run was saved without fp16 loss scaling
+            self.scaler.load_state_dict(state["scaler"])
         ckpt.restore_rng_state(state["rng"])
         self.step = int(state["step"])
+
+
+def autocast(device: torch.device, amp_dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Mixed precision where asked; no autocast context at all in fp32 (not every backend has one)."""
+    return torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
 
 
 def seed_everything(seed: int) -> None:
@@ -94,7 +101,7 @@ def train_step(
     images = torch.cat([view_a, view_b]).to(device, non_blocking=True)
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+    with autocast(device, amp_dtype):
         h, z = state.model(images)
     z_a, z_b = z.chunk(2)
     out = nt_xent(z_a, z_b, temperature)
@@ -126,6 +133,7 @@ def _probe_step(state: TrainState, features: Tensor, labels: Tensor) -> Tensor:
 def _load_resume_state(config: Config, checkpoint_dir: Path) -> dict[str, Any]:
     state, path = ckpt.load_latest(checkpoint_dir)
     check_same_model(state["config"], config, f"checkpoint '{path}'")
+    check_same_training(state["config"], config, f"checkpoint '{path}'")
     log.info("resuming from %s at step %d", path, state["step"])
     return state
 
@@ -175,7 +183,7 @@ def pretrain(config: Config, resume: bool = False) -> dict[str, Any]:
     steps_per_epoch = len(dataset) // t.batch_size
     total_steps = t.epochs * steps_per_epoch
     stop_step = min(total_steps, t.max_steps or total_steps)
-    warmup_steps = round(config.optim.warmup_epochs * steps_per_epoch)
+    warmup_steps = min(total_steps, round(config.optim.warmup_epochs * steps_per_epoch))
 
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
@@ -214,16 +222,18 @@ def pretrain(config: Config, resume: bool = False) -> dict[str, Any]:
             pending.append((state.step, epoch, lr, stats))
             if state.step % t.log_every == 0:
                 flush_pending()
+            epoch_done = state.step % steps_per_epoch == 0
+            if epoch_done and t.knn_every and data.test is not None and (epoch + 1) % t.knn_every == 0:
+                # Before the checkpoint, so a run killed in between redoes it on resume.
+                flush_pending()
+                knn_top1 = _knn_monitor(state.model, data, config, device)
+                logger.log({"step": state.step, "epoch": epoch, "knn_top1": knn_top1})
+                log.info("epoch %d: kNN top-1 %.4f", epoch + 1, knn_top1)
             if state.step % t.checkpoint_every == 0 or state.step == stop_step:
                 flush_pending()
                 ckpt.save_checkpoint(state.state_dict(config), checkpoint_dir, t.keep_checkpoints)
             if state.step >= stop_step:
                 break
-        epoch_done = state.step % steps_per_epoch == 0
-        if epoch_done and t.knn_every and data.test is not None and (epoch + 1) % t.knn_every == 0:
-            knn_top1 = _knn_monitor(state.model, data, config, device)
-            logger.log({"step": state.step, "epoch": epoch, "knn_top1": knn_top1})
-            log.info("epoch %d: kNN top-1 %.4f", epoch + 1, knn_top1)
     flush_pending()
     progress.close()
     logger.close()

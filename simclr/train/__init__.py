@@ -1,0 +1,1 @@
+"""Pretraining: the loop (``trainer``), its loader, checkpoints, metrics and plots."""
