@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -91,9 +92,41 @@ def write_results(rows: list[dict], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def measure(args: argparse.Namespace, arch: str, width: float, size: int) -> dict:
+    """One row: bare encoder and end-to-end images/s for one architecture and input size."""
+    device = torch.device(args.device)
+    config = Config()
+    config.model.arch, config.model.width = arch, width
+    config.data.image_size, config.train.batch_size = size, args.batch_size
+    config.train.channels_last = args.channels_last
+    config.data.workers = default_workers() if args.workers is None else args.workers
+    config = resolve_config(config, size)
+    amp_dtype = resolve_precision(args.precision, device)
+    torch.manual_seed(0)
+    model = build_model(config, (0.5,) * 3, (0.25,) * 3).to(device)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    bare = bare_encoder(model, args.batch_size, size, device, amp_dtype, args.steps, args.warmup)
+    full = end_to_end(config, model, device, amp_dtype, args.steps, args.warmup, config.data.workers)
+    return {
+        "benchmark": "pretrain_vs_bare_encoder",
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
+        "arch": arch if width == 1 else f"{arch} x{width}",
+        "image_size": size,
+        "batch_size": args.batch_size,
+        "precision": args.precision,
+        "threads": torch.get_num_threads(),
+        "workers": config.data.workers,
+        "bare_images_per_s": round(bare, 1),
+        "end_to_end_images_per_s": round(full, 1),
+        "ratio": round(full / bare, 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", default="resnet18")
+    parser.add_argument("--arch", default=None, help="one architecture instead of the default set")
+    parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default="cpu")
@@ -107,35 +140,13 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    config = Config()
-    config.model.arch, config.data.image_size, config.train.batch_size = args.arch, args.image_size, args.batch_size
-    config.train.channels_last = args.channels_last
-    config.data.workers = default_workers() if args.workers is None else args.workers
-    config = resolve_config(config, args.image_size)
-    amp_dtype = resolve_precision(args.precision, device)
-    torch.manual_seed(0)
-    model = build_model(config, (0.5,) * 3, (0.25,) * 3).to(device)
-    if args.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-
-    bare = bare_encoder(model, args.batch_size, args.image_size, device, amp_dtype, args.steps, args.warmup)
-    full = end_to_end(config, model, device, amp_dtype, args.steps, args.warmup, config.data.workers)
-    row = {
-        "benchmark": "pretrain_vs_bare_encoder",
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()})",
-        "arch": args.arch,
-        "image_size": args.image_size,
-        "batch_size": args.batch_size,
-        "precision": args.precision,
-        "threads": args.threads,
-        "workers": config.data.workers,
-        "bare_images_per_s": round(bare, 1),
-        "end_to_end_images_per_s": round(full, 1),
-        "ratio": round(full / bare, 3),
-    }
-    print(json.dumps(row), flush=True)
-    write_results([row], args.results)
+    # Default set: the issue's reference (full ResNet-18, CIFAR stem, 32 px) and the demo's network.
+    cases = [(args.arch, args.width, args.image_size)] if args.arch else [("resnet18", 1.0, 32), ("resnet18", 0.25, 28)]
+    rows = []
+    for arch, width, size in cases:
+        rows.append(measure(args, arch, width, size))
+        print(json.dumps(rows[-1]), flush=True)
+    write_results(rows, args.results)
 
 
 if __name__ == "__main__":
