@@ -22,11 +22,10 @@ from pathlib import Path
 import torch
 
 from simclr.config import Config
-from simclr.data import TensorImages
-from simclr.optim import build_optimizer, parameter_groups
+from simclr.data import DataSplits, TensorImages
 from simclr.train.build import build_augmentation, build_model, resolve_config, resolve_precision
 from simclr.train.loader import EpochSampler, TwoViewDataset, default_workers, make_loader
-from simclr.train.trainer import TrainState, train_step
+from simclr.train.trainer import build_train_state, train_step
 
 
 def synchronize(device: torch.device) -> None:
@@ -49,21 +48,18 @@ def bare_encoder(model, batch: int, size: int, device, amp_dtype, steps: int, wa
     return steps * batch / (time.perf_counter() - started)
 
 
-def end_to_end(config: Config, model, device, amp_dtype, steps: int, warmup: int, workers: int) -> float:
+def synthetic_data(count: int, size: int) -> DataSplits:
+    """Random uint8 images with 10 labels, standing in for a decoded dataset."""
+    images = TensorImages(torch.randint(0, 256, (count, 3, size, size), dtype=torch.uint8), torch.randint(0, 10, (count,)))
+    return DataSplits("synthetic", images, images, None, 10, [str(c) for c in range(10)], size, (0.5,) * 3, (0.25,) * 3)
+
+
+def end_to_end(config: Config, data: DataSplits, device, amp_dtype, steps: int, warmup: int) -> float:
     """Images/s of the trainer's loader + augmentation + ``train_step`` (f, g, NT-Xent, LARS, probe)."""
-    batch, size = config.train.batch_size, config.data.image_size
-    count = batch * (steps + warmup)
-    images = torch.randint(0, 256, (count, 3, size, size), dtype=torch.uint8)
-    dataset = TwoViewDataset(TensorImages(images, torch.randint(0, 10, (count,))), build_augmentation(config), seed=0)
-    state = TrainState(
-        model=model,
-        probe=torch.nn.Linear(model.feature_dim, 10).to(device),
-        optimizer=build_optimizer("lars", parameter_groups(model, 1e-6), 0.3, 1e-6),
-        probe_optimizer=None,
-        scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
-    )
-    state.probe_optimizer = torch.optim.Adam(state.probe.parameters(), lr=1e-3)
-    loader = make_loader(dataset, EpochSampler(count, batch, seed=0), workers, device.type == "cuda")
+    batch = config.train.batch_size
+    state = build_train_state(config, data, device, amp_dtype)
+    dataset = TwoViewDataset(data.pretrain, build_augmentation(config), seed=0)
+    loader = make_loader(dataset, EpochSampler(len(dataset), batch, seed=0), config.data.workers, device.type == "cuda")
     for step, (view_a, view_b, labels, _) in enumerate(loader):
         if step == warmup:
             synchronize(device)
@@ -107,7 +103,8 @@ def measure(args: argparse.Namespace, arch: str, width: float, size: int) -> dic
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     bare = bare_encoder(model, args.batch_size, size, device, amp_dtype, args.steps, args.warmup)
-    full = end_to_end(config, model, device, amp_dtype, args.steps, args.warmup, config.data.workers)
+    data = synthetic_data(args.batch_size * (args.steps + args.warmup), size)
+    full = end_to_end(config, data, device, amp_dtype, args.steps, args.warmup)
     return {
         "benchmark": "pretrain_vs_bare_encoder",
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",

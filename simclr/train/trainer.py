@@ -21,7 +21,8 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from simclr.augment import save_augmentation_grid
-from simclr.config import Config, config_from_dict, save_config
+from simclr.config import Config, save_config
+from simclr.data import DataSplits
 from simclr.errors import SimCLRError
 from simclr.evaluate import extract_features, knn_evaluate
 from simclr.loss import nt_xent
@@ -138,13 +139,37 @@ def _load_resume_state(config: Config, checkpoint_dir: Path) -> dict[str, Any]:
     return state
 
 
-def _knn_monitor(model: nn.Module, data, config: Config, device: torch.device) -> float:
+def _knn_monitor(model: nn.Module, data: DataSplits, config: Config, device: torch.device) -> float:
     """kNN top-1 of the current encoder: training split as the bank, test split as queries."""
     size, batch = config.data.image_size, config.eval.batch_size
     bank, bank_labels = extract_features(model, data.train, size, device, batch, desc="knn bank")
     queries, query_labels = extract_features(model, data.test, size, device, batch, desc="knn queries")
     result = knn_evaluate(bank, bank_labels, queries, query_labels, data.num_classes, config.eval.knn_k, config.eval.knn_temperature)
     return result["top1"]
+
+
+def build_train_state(config: Config, data: DataSplits, device: torch.device, amp_dtype: torch.dtype | None) -> TrainState:
+    """Network, online probe, optimizers and loss scaler of a resolved config, seeded."""
+    seed_everything(config.train.seed)
+    model = build_model(config, data.mean, data.std).to(device)
+    if config.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    probe = nn.Linear(model.feature_dim, data.num_classes).to(device) if data.num_classes else None
+    o = config.optim
+    peak_lr = scaled_lr(o.lr, config.train.batch_size, o.lr_scaling)
+    return TrainState(
+        model=model,
+        probe=probe,
+        optimizer=build_optimizer(o.optimizer, parameter_groups(model, o.weight_decay), peak_lr, o.weight_decay, o.momentum),
+        probe_optimizer=torch.optim.Adam(probe.parameters(), lr=config.train.probe_lr) if probe else None,
+        scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
+    )
+
+
+def _save_augmentation_preview(data: DataSplits, dataset: TwoViewDataset, path: Path, seed: int) -> None:
+    """Views of six images spread over the dataset (the first six are often one class)."""
+    spread = np.linspace(0, len(data.pretrain) - 1, num=min(6, len(data.pretrain))).round().astype(int)
+    save_augmentation_grid([data.pretrain[int(i)][0] for i in spread], dataset.transform, path, seed=seed)
 
 
 def pretrain(config: Config, resume: bool = False) -> dict[str, Any]:
@@ -162,20 +187,7 @@ def pretrain(config: Config, resume: bool = False) -> dict[str, Any]:
     resume_state = _load_resume_state(config, checkpoint_dir) if resume else None
     device = resolve_device(t.device)
     amp_dtype = resolve_precision(t.precision, device)
-
-    seed_everything(t.seed)
-    model = build_model(config, data.mean, data.std).to(device)
-    if t.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    probe = nn.Linear(model.feature_dim, data.num_classes).to(device) if data.num_classes else None
-    peak_lr = scaled_lr(config.optim.lr, t.batch_size, config.optim.lr_scaling)
-    state = TrainState(
-        model=model,
-        probe=probe,
-        optimizer=build_optimizer(config.optim.optimizer, parameter_groups(model, config.optim.weight_decay), peak_lr, config.optim.weight_decay, config.optim.momentum),
-        probe_optimizer=torch.optim.Adam(probe.parameters(), lr=t.probe_lr) if probe else None,
-        scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
-    )
+    state = build_train_state(config, data, device, amp_dtype)
     if resume_state is not None:
         state.load_state_dict(resume_state)
 
@@ -184,30 +196,22 @@ def pretrain(config: Config, resume: bool = False) -> dict[str, Any]:
     total_steps = t.epochs * steps_per_epoch
     stop_step = min(total_steps, t.max_steps or total_steps)
     warmup_steps = min(total_steps, round(config.optim.warmup_epochs * steps_per_epoch))
+    peak_lr = scaled_lr(config.optim.lr, t.batch_size, config.optim.lr_scaling)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
     if resume_state is None:
-        spread = np.linspace(0, len(data.pretrain) - 1, num=min(6, len(data.pretrain))).round().astype(int)
-        samples = [data.pretrain[int(i)][0] for i in spread]
-        save_augmentation_grid(samples, dataset.transform, run_dir / "augmentations.png", seed=t.seed)
+        _save_augmentation_preview(data, dataset, run_dir / "augmentations.png", t.seed)
     logger = MetricsLogger(run_dir, resume_step=state.step if resume_state else None)
     log.info("pretraining %s (h: %d-d) on %s: %d images, %d steps/epoch, %d steps, peak lr %.4g, device %s, precision %s",
-             config.model.arch, model.feature_dim, data.name, len(dataset), steps_per_epoch, stop_step, peak_lr,
+             config.model.arch, state.model.feature_dim, data.name, len(dataset), steps_per_epoch, stop_step, peak_lr,
              device, amp_dtype or "fp32")
-
-    pending: list[tuple[int, int, float, dict[str, Tensor]]] = []
     progress = tqdm(total=stop_step, initial=state.step, desc="pretrain", unit="step", dynamic_ncols=True)
-    started = time.perf_counter()
-    first_step = state.step
+    started, first_step = time.perf_counter(), state.step
 
-    def flush_pending() -> None:
-        for step, epoch, lr, stats in pending:
-            logger.log({"step": step, "epoch": epoch, "lr": lr, **{k: round(v.item(), 6) for k, v in stats.items()}})
-        if pending:
-            progress.set_postfix(loss=f"{pending[-1][3]['loss'].item():.4f}", lr=f"{pending[-1][2]:.3g}")
-        pending.clear()
-        logger.flush()
+    def flush() -> None:
+        if (row := logger.flush()) is not None:
+            progress.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.3g}")
 
     while state.step < stop_step:
         epoch, offset = divmod(state.step, steps_per_epoch)
@@ -219,32 +223,30 @@ def pretrain(config: Config, resume: bool = False) -> dict[str, Any]:
             stats = train_step(state, view_a, view_b, labels, t.temperature, amp_dtype, config.optim.grad_clip, t.channels_last)
             state.step += 1
             progress.update(1)
-            pending.append((state.step, epoch, lr, stats))
+            logger.add_step(state.step, epoch, lr, stats)
             if state.step % t.log_every == 0:
-                flush_pending()
+                flush()
             epoch_done = state.step % steps_per_epoch == 0
             if epoch_done and t.knn_every and data.test is not None and (epoch + 1) % t.knn_every == 0:
                 # Before the checkpoint, so a run killed in between redoes it on resume.
-                flush_pending()
+                flush()
                 knn_top1 = _knn_monitor(state.model, data, config, device)
                 logger.log({"step": state.step, "epoch": epoch, "knn_top1": knn_top1})
                 log.info("epoch %d: kNN top-1 %.4f", epoch + 1, knn_top1)
             if state.step % t.checkpoint_every == 0 or state.step == stop_step:
-                flush_pending()
+                flush()
                 ckpt.save_checkpoint(state.state_dict(config), checkpoint_dir, t.keep_checkpoints)
             if state.step >= stop_step:
                 break
-    flush_pending()
     progress.close()
     logger.close()
     elapsed = time.perf_counter() - started
     plot_metrics(read_metrics(run_dir / "metrics.jsonl"), run_dir / "plots")
-    steps_run = state.step - first_step
     summary = {
         "run_dir": str(run_dir),
         "steps": state.step,
         "seconds": round(elapsed, 1),
-        "images_per_second": round(steps_run * t.batch_size / max(elapsed, 1e-9), 1),
+        "images_per_second": round((state.step - first_step) * t.batch_size / max(elapsed, 1e-9), 1),
     }
     log.info("finished: %s", summary)
     return summary
