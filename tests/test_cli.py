@@ -128,3 +128,13 @@ def test_error_reaches_user_without_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [f"error: data path '{tmp_path / 'missing'}' does not exist"]
+
+
+@pytest.mark.parametrize("preset", ["demo", "cifar10-resnet18", "stl10-resnet18", "imagenet-resnet50"])
+def test_every_preset_trains_a_step_on_tiny_data(preset, tiny_folder, tmp_path):
+    """Each shipped preset, shrunk (width, size, batch) but otherwise as written, runs and evaluates."""
+    run = tmp_path / preset
+    assert main(["pretrain", "--preset", preset, "--data", str(tiny_folder), "--output", str(run),
+                 "--width", "0.125", "--image-size", "32", "--batch-size", "4", "--max-steps", "1",
+                 "--workers", "0", "--knn-every", "0"]) == 0
+    assert main(["knn", str(run), "--k", "3"]) == 0
