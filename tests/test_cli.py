@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from simclr.cli.main import main
+from simclr.config import Config, load_preset
+from simclr.evaluate.run import load_run_config
 from simclr.train.metrics import read_metrics
 
 from conftest import TINY_ARGS
@@ -137,4 +139,11 @@ def test_every_preset_trains_a_step_on_tiny_data(preset, tiny_folder, tmp_path):
     assert main(["pretrain", "--preset", preset, "--data", str(tiny_folder), "--output", str(run),
                  "--width", "0.125", "--image-size", "32", "--batch-size", "4", "--max-steps", "1",
                  "--workers", "0", "--knn-every", "0"]) == 0
+    # The run used the preset's own values where no option overrode them.
+    expected = Config()
+    load_preset(expected, preset)
+    saved = load_run_config(run)
+    assert (saved.train.temperature, saved.optim.lr, saved.model.out_dim) == (
+        expected.train.temperature, expected.optim.lr, expected.model.out_dim)
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-00000001.pt"]
     assert main(["knn", str(run), "--k", "3"]) == 0

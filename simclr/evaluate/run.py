@@ -34,22 +34,20 @@ def load_run_config(run_dir: Path) -> Config:
 
 
 def load_run_model(
-    run_dir: Path, data: DataSplits, checkpoint: Path | None = None, random_init: bool = False
-) -> tuple[Config, SimCLR, str]:
+    config: Config, run_dir: Path, data: DataSplits, checkpoint: Path | None = None, random_init: bool = False
+) -> tuple[SimCLR, str]:
     """The run's network with its newest good checkpoint (or ``checkpoint``), or freshly initialised."""
-    config = load_run_config(run_dir)
     torch.manual_seed(config.train.seed)
     if random_init:
-        return config, build_model(config, data.mean, data.std), "random init"
+        return build_model(config, data.mean, data.std), "random init"
     if checkpoint is not None:
         state, path = ckpt.load_file(checkpoint), checkpoint
     else:
         state, path = ckpt.load_latest(run_dir / "checkpoints")
     check_same_model(state["config"], config, f"checkpoint '{path}'")
-    saved = config_from_dict(state["config"])
-    model = build_model(saved, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # normalisation comes from the state
+    model = build_model(config, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # normalisation comes from the state
     model.load_state_dict(state["model"])
-    return config, model, f"{path} (step {state['step']})"
+    return model, f"{path} (step {state['step']})"
 
 
 def evaluate_run(
@@ -70,7 +68,7 @@ def evaluate_run(
     data = load_data(data_name or config.data.name, config.data.root, config.data.download, config.data.valid_size, config.train.seed)
     if data.train is None or data.test is None:
         raise SimCLRError(f"data '{data.name}' has no labels; evaluation needs labelled train/test splits (PATH/<class>/… or PATH/train|test/<class>/…)")
-    _, model, source = load_run_model(run_dir, data, checkpoint, random_init)
+    model, source = load_run_model(config, run_dir, data, checkpoint, random_init)
     torch_device = resolve_device(device or config.train.device)
     model = model.to(torch_device)
     size, batch = config.data.image_size, eval_cfg.batch_size

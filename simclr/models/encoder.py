@@ -7,8 +7,6 @@ torchvision ResNet state dict (minus ``fc``) loads unchanged.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
@@ -112,5 +110,3 @@ def build_encoder(
     block, layers = _ARCHITECTURES[arch]
     return ResNetEncoder(block, layers, width, cifar_stem, zero_init_residual)
 
-
-EncoderBuilder = Callable[..., ResNetEncoder]

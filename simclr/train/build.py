@@ -11,7 +11,7 @@ from simclr.config import Config
 from simclr.data import DataSplits, load_data
 from simclr.errors import SimCLRError
 from simclr.models import SimCLR, build_simclr, use_cifar_stem
-from simclr.optim import default_base_lr
+from simclr.optim import default_base_lr, scaled_lr
 from simclr.train.loader import default_workers
 
 
@@ -39,6 +39,11 @@ def resolve_config(config: Config, native_image_size: int) -> Config:
     if resolved.optim.lr is None:
         resolved.optim.lr = default_base_lr(resolved.optim.optimizer, resolved.optim.lr_scaling)
     return resolved
+
+
+def peak_lr(config: Config) -> float:
+    """The schedule's peak LR: the base LR scaled by the batch size as ``optim.lr_scaling`` says."""
+    return scaled_lr(config.optim.lr, config.train.batch_size, config.optim.lr_scaling)
 
 
 def build_model(config: Config, mean: tuple[float, ...], std: tuple[float, ...]) -> SimCLR:

@@ -26,10 +26,10 @@ from simclr.data import DataSplits
 from simclr.errors import SimCLRError
 from simclr.evaluate import extract_features, knn_evaluate
 from simclr.loss import nt_xent
-from simclr.optim import build_optimizer, parameter_groups, scaled_lr, set_lr, warmup_cosine_lr
+from simclr.optim import build_optimizer, parameter_groups, set_lr, warmup_cosine_lr
 from simclr.train import checkpoint as ckpt
 from simclr.train.build import (
-    build_augmentation, build_model, check_same_model, check_same_training, load_config_data, resolve_config,
+    build_augmentation, build_model, check_same_model, check_same_training, load_config_data, peak_lr, resolve_config,
     resolve_device, resolve_precision,
 )
 from simclr.train.loader import EpochSampler, TwoViewDataset, make_loader
@@ -156,11 +156,10 @@ def build_train_state(config: Config, data: DataSplits, device: torch.device, am
         model = model.to(memory_format=torch.channels_last)
     probe = nn.Linear(model.feature_dim, data.num_classes).to(device) if data.num_classes else None
     o = config.optim
-    peak_lr = scaled_lr(o.lr, config.train.batch_size, o.lr_scaling)
     return TrainState(
         model=model,
         probe=probe,
-        optimizer=build_optimizer(o.optimizer, parameter_groups(model, o.weight_decay), peak_lr, o.weight_decay, o.momentum),
+        optimizer=build_optimizer(o.optimizer, parameter_groups(model, o.weight_decay), peak_lr(config), o.weight_decay, o.momentum),
         probe_optimizer=torch.optim.Adam(probe.parameters(), lr=config.train.probe_lr) if probe else None,
         scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
     )
@@ -196,7 +195,7 @@ def pretrain(config: Config, resume: bool = False) -> dict[str, Any]:
     total_steps = t.epochs * steps_per_epoch
     stop_step = min(total_steps, t.max_steps or total_steps)
     warmup_steps = min(total_steps, round(config.optim.warmup_epochs * steps_per_epoch))
-    peak_lr = scaled_lr(config.optim.lr, t.batch_size, config.optim.lr_scaling)
+    top_lr = peak_lr(config)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
@@ -204,7 +203,7 @@ def pretrain(config: Config, resume: bool = False) -> dict[str, Any]:
         _save_augmentation_preview(data, dataset, run_dir / "augmentations.png", t.seed)
     logger = MetricsLogger(run_dir, resume_step=state.step if resume_state else None)
     log.info("pretraining %s (h: %d-d) on %s: %d images, %d steps/epoch, %d steps, peak lr %.4g, device %s, precision %s",
-             config.model.arch, state.model.feature_dim, data.name, len(dataset), steps_per_epoch, stop_step, peak_lr,
+             config.model.arch, state.model.feature_dim, data.name, len(dataset), steps_per_epoch, stop_step, top_lr,
              device, amp_dtype or "fp32")
     progress = tqdm(total=stop_step, initial=state.step, desc="pretrain", unit="step", dynamic_ncols=True)
     started, first_step = time.perf_counter(), state.step
@@ -218,7 +217,7 @@ def pretrain(config: Config, resume: bool = False) -> dict[str, Any]:
         dataset.epoch = epoch
         sampler = EpochSampler(len(dataset), t.batch_size, t.seed, epoch, start_step=offset)
         for view_a, view_b, labels, _ in make_loader(dataset, sampler, config.data.workers, device.type == "cuda"):
-            lr = warmup_cosine_lr(state.step, total_steps, warmup_steps, peak_lr)
+            lr = warmup_cosine_lr(state.step, total_steps, warmup_steps, top_lr)
             set_lr(state.optimizer, lr)
             stats = train_step(state, view_a, view_b, labels, t.temperature, amp_dtype, config.optim.grad_clip, t.channels_last)
             state.step += 1
