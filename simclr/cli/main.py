@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from pathlib import Path
 
 from simclr.cli.options import Parser, add_pretrain_options, config_from_args, print_json_last, resume_base
 from simclr.errors import SimCLRError
+
+# Modules under simclr/cli/ exposing ``add_parsers(commands)``; each parser they add sets
+# ``handler=fn(args) -> int`` with ``set_defaults``.
+COMMAND_MODULES: list[str] = []
 
 
 def _add_eval_options(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="pretrain on mnist5k, evaluate, print a table", description="The whole method on the built-in mnist5k in minutes on a CPU: pretrain, then linear probe and kNN of the SimCLR encoder and of a random one.")
     add_pretrain_options(demo)
+    # Further commands live in their own modules: each adds its parsers and sets `handler`.
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_parsers(commands)
     return parser
 
 
@@ -72,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     args = build_parser().parse_args(argv)
     try:
+        if hasattr(args, "handler"):
+            return args.handler(args)
         if args.command == "pretrain":
             return _run_pretrain(args)
         if args.command in ("linear-eval", "knn"):
