@@ -79,6 +79,8 @@ class TrainConfig:
     log_every: int = 10  # steps between reads of scalars from the device
     knn_every: int = 5  # epochs between kNN monitor runs; 0: off
     probe_lr: float = 1e-3  # online linear probe (Adam on stop-gradient features)
+    sync_bn: bool = True  # global BatchNorm statistics across processes under DDP (as the paper)
+    wandb_project: str | None = None  # also log to Weights & Biases (needs the wandb package)
 
 
 @dataclass
