@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ContextManager
 
@@ -122,7 +123,12 @@ def _nt_xent_from_parts(
     return ContrastiveOutput(loss=loss, accuracy=accuracy)
 
 
-def nt_xent(z_a: Tensor, z_b: Tensor, temperature: float = 0.5) -> ContrastiveOutput:
+# Maps this process's (n, k) rows to the global (M, k) batch and the index of local row 0;
+# ``simclr.distributed.gather_with_grad`` is the one that lets gradients flow back.
+Gather = Callable[[Tensor], tuple[Tensor, int]]
+
+
+def nt_xent(z_a: Tensor, z_b: Tensor, temperature: float = 0.5, gather: Gather | None = None) -> ContrastiveOutput:
     """SimCLR's NT-Xent loss over a batch of positive pairs.
 
     Row i of ``z_a`` and row i of ``z_b`` are projections of two augmented views
@@ -139,6 +145,9 @@ def nt_xent(z_a: Tensor, z_b: Tensor, temperature: float = 0.5) -> ContrastiveOu
         z_b: (N, d) projections of the second views.
         temperature: tau > 0; the paper's default for large batches is 0.1,
             this package's default 0.5.
+        gather: with several processes, contrast the local anchors with the
+            views of every process's batch (2(N_global - 1) negatives each);
+            the loss is then the mean over the local anchors.
 
     Returns:
         :class:`ContrastiveOutput` with 0-dim ``loss`` and detached ``accuracy``.
@@ -151,7 +160,11 @@ def nt_xent(z_a: Tensor, z_b: Tensor, temperature: float = 0.5) -> ContrastiveOu
     with _autocast_off(z_a.device.type):
         a = _normalize(z_a)
         b = _normalize(z_b)
-        return _nt_xent_from_parts(a, b, a, b, offset=0, temperature=temperature)
+        if gather is None:
+            return _nt_xent_from_parts(a, b, a, b, offset=0, temperature=temperature)
+        # One collective for both views: (n, 2, d) rows -> (M, 2, d).
+        everything, offset = gather(torch.stack([a, b], dim=1))
+        return _nt_xent_from_parts(a, b, everything[:, 0], everything[:, 1], offset, temperature)
 
 
 class NTXentLoss(nn.Module):

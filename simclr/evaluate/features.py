@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
+from simclr import distributed
 from simclr.augment import EvalTransform
 from simclr.models import SimCLR
 
@@ -33,13 +34,20 @@ def extract_features(
     workers: int = 0,
     desc: str = "features",
 ) -> tuple[Tensor, Tensor]:
-    """Encoder outputs for every item, in dataset order: (h [N, D] fp32 on CPU, labels [N] int64)."""
+    """Encoder outputs for every item, in dataset order: (h [N, D] fp32 on CPU, labels [N] int64).
+
+    With several processes each encodes its shard and every process gets the whole result.
+    """
     was_training = model.training
     model.eval()
-    loader = DataLoader(_Evaluated(dataset, EvalTransform(image_size)), batch_size=batch_size, num_workers=workers)
+    size = len(dataset)  # type: ignore[arg-type]
+    local = Subset(_Evaluated(dataset, EvalTransform(image_size)), distributed.shard(size))
+    loader = DataLoader(local, batch_size=batch_size, num_workers=workers)
     features, labels = [], []
-    for images, targets in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
-        features.append(model.encode(images.to(device, non_blocking=True)).float().cpu())
-        labels.append(targets)
+    for images, targets in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not distributed.is_main()):
+        features.append(model.encode(images.to(device, non_blocking=True)).float())
+        labels.append(targets.to(device))
     model.train(was_training)
-    return torch.cat(features), torch.cat(labels).long()
+    # Collectives run on the device the backend wants (NCCL: the GPU); results come back to the CPU.
+    gathered_features = distributed.gather_in_order(torch.cat(features), size).cpu()
+    return gathered_features, distributed.gather_in_order(torch.cat(labels).long(), size).cpu()

@@ -19,7 +19,7 @@ def load_config_data(config: Config) -> DataSplits:
     return load_data(config.data.name, config.data.root, config.data.download, config.data.valid_size, config.train.seed)
 
 
-def resolve_config(config: Config, native_image_size: int) -> Config:
+def resolve_config(config: Config, native_image_size: int, processes_per_machine: int = 1) -> Config:
     """A copy with every automatic value filled in, so the saved config says what actually ran."""
     resolved = dataclasses.replace(
         config,
@@ -31,7 +31,7 @@ def resolve_config(config: Config, native_image_size: int) -> Config:
     if resolved.data.image_size is None:
         resolved.data.image_size = native_image_size
     if resolved.data.workers is None:
-        resolved.data.workers = default_workers()
+        resolved.data.workers = default_workers(processes_per_machine)
     size = resolved.data.image_size
     resolved.model.cifar_stem = use_cifar_stem(size, resolved.model.cifar_stem)
     if resolved.augment.blur_p is None:

@@ -72,9 +72,10 @@ class EpochSampler(Sampler[int]):
         return iter(used[self.rank :: self.num_replicas].tolist())
 
 
-def default_workers() -> int:
-    """Loader processes: leave one core to the training loop, at most 8."""
-    return max(0, min(8, (os.cpu_count() or 1) - 1))
+def default_workers(processes_per_machine: int = 1) -> int:
+    """Loader processes per training process: the cores left after one per training process, at most 8."""
+    cores = os.cpu_count() or 1
+    return max(0, min(8, (cores - processes_per_machine) // processes_per_machine))
 
 
 def make_loader(
