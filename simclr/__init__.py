@@ -3,11 +3,14 @@
 The parts of the method, usable in your own training loop::
 
     from simclr import SimCLR, build_simclr, NTXentLoss, LARS, TwoViewTransform, ViewTransform
+
+and a trained encoder in yours: ``simclr.load_encoder(path)`` (images in [0,1] -> h).
 """
 
 from simclr.augment import EvalTransform, TwoViewTransform, ViewTransform
 from simclr.config import Config
 from simclr.errors import SimCLRError
+from simclr.export import ImageEncoder, load_encoder
 from simclr.loss import NTXentLoss, nt_xent
 from simclr.models import SimCLR, build_encoder, build_simclr
 from simclr.optim import LARS
@@ -18,6 +21,7 @@ __all__ = [
     "LARS",
     "Config",
     "EvalTransform",
+    "ImageEncoder",
     "NTXentLoss",
     "SimCLR",
     "SimCLRError",
@@ -25,5 +29,6 @@ __all__ = [
     "ViewTransform",
     "build_encoder",
     "build_simclr",
+    "load_encoder",
     "nt_xent",
 ]

@@ -13,7 +13,7 @@ from simclr.errors import SimCLRError
 
 # Modules under simclr/cli/ exposing ``add_parsers(commands)``; each parser they add sets
 # ``handler=fn(args) -> int`` with ``set_defaults``.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["simclr.cli.inspect_commands"]
 
 
 def _add_eval_options(parser: argparse.ArgumentParser) -> None:

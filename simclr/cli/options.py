@@ -28,6 +28,7 @@ PRETRAIN_OPTIONS: list[tuple[tuple[str, ...], str, str]] = [
     (("--device",), "train.device", "auto | cpu | cuda | cuda:N | mps"),
     (("--checkpoint-every",), "train.checkpoint_every", "steps between checkpoints"),
     (("--knn-every",), "train.knn_every", "epochs between kNN monitor runs (0: off)"),
+    (("--wandb",), "train.wandb_project", "also log metrics to this Weights & Biases project (needs the wandb package)"),
     (("--lr",), "optim.lr", "base learning rate before scaling"),
     (("--lr-scaling",), "optim.lr_scaling", "linear (lr·B/256) | sqrt (lr·√B) | none"),
     (("--optimizer",), "optim.optimizer", "lars | sgd | adam | adamw"),

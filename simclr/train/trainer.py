@@ -143,7 +143,8 @@ def _pretrain(config: Config, resume: bool, process: distributed.Process) -> dic
         save_config(config, run_dir / "config.yaml")
         if resume_state is None:
             _save_augmentation_preview(data, dataset, run_dir / "augmentations.png", t.seed)
-        logger = MetricsLogger(run_dir, resume_step=state.step if resume_state else None)
+        logger = MetricsLogger(run_dir, resume_step=state.step if resume_state else None,
+                               wandb_project=t.wandb_project, wandb_config=config.to_dict())
     log.info("pretraining %s (h: %d-d) on %s: %d images, %d steps/epoch, %d steps, global batch %d over %d process(es), "
              "peak lr %.4g, device %s, precision %s", config.model.arch, state.model.feature_dim, data.name, len(dataset),
              steps_per_epoch, stop_step, t.batch_size, process.world_size, top_lr, device, amp_dtype or "fp32")
