@@ -30,9 +30,22 @@ from torch.nn.parallel import DistributedDataParallel
 from simclr.errors import SimCLRError
 
 __all__ = [
-    "GlobalBatchNorm", "Process", "all_reduce_mean", "all_reduce_sum", "barrier", "broadcast_object",
-    "check_same_on_all_ranks", "gather_in_order", "gather_with_grad", "is_main", "rank", "session",
-    "shard", "world_size", "wrap_model",
+    "GlobalBatchNorm",
+    "Process",
+    "all_reduce_mean",
+    "all_reduce_sum",
+    "any_rank",
+    "barrier",
+    "broadcast_object",
+    "check_same_on_all_ranks",
+    "gather_in_order",
+    "gather_with_grad",
+    "is_main",
+    "rank",
+    "session",
+    "shard",
+    "world_size",
+    "wrap_model",
 ]
 
 
@@ -56,7 +69,9 @@ def launched_by_torchrun() -> bool:
 
 
 def _device_for(local_rank: int, requested: str) -> torch.device:
-    from simclr.train.build import resolve_device  # device rules live with the other config resolution
+    from simclr.train.build import (
+        resolve_device,  # device rules live with the other config resolution
+    )
 
     device = resolve_device(requested)
     if device.type == "cuda" and requested in ("auto", "cuda"):
@@ -167,6 +182,15 @@ def broadcast_object(value: Any) -> Any:
     holder = [value]
     dist.broadcast_object_list(holder, src=0)
     return holder[0]
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank if ``flag`` is True on any (a collective: all ranks must call it)."""
+    if not _active():
+        return flag
+    value = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def check_same_on_all_ranks(value: int, what: str) -> None:

@@ -51,6 +51,10 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     from simclr.train.trainer import pretrain
 
     summary = pretrain(config_from_args(args, resume_base(args)), resume=args.resume)
+    if summary["stopped_by"]:
+        print(f"stopped by {summary['stopped_by']} at step {summary['steps']}, checkpoint saved; "
+              f"resume with: simclr pretrain --output {summary['run_dir']} --resume")
+        return 130 if summary["stopped_by"] == "SIGINT" else 0
     print(f"run folder: {summary['run_dir']} ({summary['steps']} steps, {summary['images_per_second']} images/s)")
     return 0
 

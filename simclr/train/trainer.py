@@ -9,6 +9,7 @@ Under ``torchrun`` every process runs this same loop on its shard of each global
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from pathlib import Path
@@ -20,7 +21,6 @@ from torch import nn
 from tqdm import tqdm
 
 from simclr import distributed
-
 from simclr.augment import save_augmentation_grid
 from simclr.config import Config, save_config
 from simclr.data import DataSplits
@@ -29,12 +29,19 @@ from simclr.evaluate import extract_features, knn_evaluate
 from simclr.optim import build_optimizer, parameter_groups, set_lr, warmup_cosine_lr
 from simclr.train import checkpoint as ckpt
 from simclr.train.build import (
-    build_augmentation, build_model, check_same_model, check_same_training, load_config_data, peak_lr, resolve_config,
+    build_augmentation,
+    build_model,
+    check_same_model,
+    check_same_training,
+    load_config_data,
+    peak_lr,
+    resolve_config,
     resolve_precision,
 )
 from simclr.train.loader import EpochSampler, TwoViewDataset, make_loader
 from simclr.train.metrics import MetricsLogger, read_metrics
 from simclr.train.plots import plot_metrics
+from simclr.train.preemption import StopRequest
 from simclr.train.step import StepStats, TrainState, train_step
 from simclr.validation import validate
 
@@ -156,38 +163,51 @@ def _pretrain(config: Config, resume: bool, process: distributed.Process) -> dic
         rows = pending.drain()  # a collective: every process flushes at the same steps
         for row in rows if logger else []:
             logger.log(row)
+        for row in rows:
+            _check_finite(row, run_dir, top_lr, amp_dtype)
         if rows:
             progress.set_postfix(loss=f"{rows[-1]['loss']:.4f}", lr=f"{rows[-1]['lr']:.3g}")
 
-    while state.step < stop_step:
-        epoch, offset = divmod(state.step, steps_per_epoch)
-        dataset.epoch = epoch
-        sampler = EpochSampler(len(dataset), t.batch_size, t.seed, epoch, offset, process.world_size, process.rank)
-        for view_a, view_b, labels, _ in make_loader(dataset, sampler, config.data.workers, device.type == "cuda"):
-            lr = warmup_cosine_lr(state.step, total_steps, warmup_steps, top_lr)
-            set_lr(state.optimizer, lr)
-            stats = train_step(state, view_a, view_b, labels, t.temperature, amp_dtype, config.optim.grad_clip, t.channels_last)
-            state.step += 1
-            progress.update(1)
-            pending.add(state.step, epoch, lr, stats)
-            if state.step % t.log_every == 0:
-                flush()
-            epoch_done = state.step % steps_per_epoch == 0
-            if epoch_done and t.knn_every and data.test is not None and (epoch + 1) % t.knn_every == 0:
-                # Before the checkpoint, so a run killed in between redoes it on resume.
-                flush()
-                knn_top1 = _knn_monitor(state.model, data, config, device)
-                if logger:
-                    logger.log({"step": state.step, "epoch": epoch, "knn_top1": knn_top1})
-                log.info("epoch %d: kNN top-1 %.4f", epoch + 1, knn_top1)
-            if state.step % t.checkpoint_every == 0 or state.step == stop_step:
-                flush()
-                if main:
-                    ckpt.save_checkpoint(state.state_dict(config), checkpoint_dir, t.keep_checkpoints)
-            if state.step >= stop_step:
-                break
-    flush()
-    progress.close()
+    def save() -> None:
+        flush()  # also the finiteness check: a checkpoint never holds weights after a NaN
+        if main:
+            ckpt.save_checkpoint(state.state_dict(config), checkpoint_dir, t.keep_checkpoints)
+
+    stopped_by = None
+    try:
+        with StopRequest() as stop:
+            while state.step < stop_step and stopped_by is None:
+                epoch, offset = divmod(state.step, steps_per_epoch)
+                dataset.epoch = epoch
+                sampler = EpochSampler(len(dataset), t.batch_size, t.seed, epoch, offset, process.world_size, process.rank)
+                for view_a, view_b, labels, _ in make_loader(dataset, sampler, config.data.workers, device.type == "cuda"):
+                    lr = warmup_cosine_lr(state.step, total_steps, warmup_steps, top_lr)
+                    set_lr(state.optimizer, lr)
+                    stats = train_step(state, view_a, view_b, labels, t.temperature, amp_dtype, config.optim.grad_clip, t.channels_last)
+                    state.step += 1
+                    progress.update(1)
+                    pending.add(state.step, epoch, lr, stats)
+                    if state.step % t.log_every == 0:
+                        flush()
+                    epoch_done = state.step % steps_per_epoch == 0
+                    if epoch_done and t.knn_every and data.test is not None and (epoch + 1) % t.knn_every == 0:
+                        # Before the checkpoint, so a run killed in between redoes it on resume.
+                        flush()
+                        knn_top1 = _knn_monitor(state.model, data, config, device)
+                        if logger:
+                            logger.log({"step": state.step, "epoch": epoch, "knn_top1": knn_top1})
+                        log.info("epoch %d: kNN top-1 %.4f", epoch + 1, knn_top1)
+                    # One process polls its flag every step; several agree on it when they log anyway.
+                    polled = process.world_size == 1 or state.step % t.log_every == 0
+                    if polled and distributed.any_rank(stop.requested, device):
+                        stopped_by = stop.signal_name or "a signal to another process"
+                    if state.step % t.checkpoint_every == 0 or state.step == stop_step or stopped_by:
+                        save()
+                    if state.step >= stop_step or stopped_by:
+                        break
+        flush()
+    finally:
+        progress.close()  # so an error message starts on its own line
     elapsed = time.perf_counter() - started
     summary = {
         "run_dir": str(run_dir),
@@ -195,10 +215,26 @@ def _pretrain(config: Config, resume: bool, process: distributed.Process) -> dic
         "seconds": round(elapsed, 1),
         "images_per_second": round((state.step - first_step) * t.batch_size / max(elapsed, 1e-9), 1),
         "processes": process.world_size,
+        "stopped_by": stopped_by,
     }
     if logger:
         logger.close()
         plot_metrics(read_metrics(run_dir / "metrics.jsonl"), run_dir / "plots")
     distributed.barrier()  # nobody leaves (and tears the group down) before rank 0 has finished writing
-    log.info("finished: %s", summary)
+    if stopped_by:
+        log.warning("stopped by %s at step %d; checkpoint saved. Resume with: simclr pretrain --output %s --resume",
+                    stopped_by, state.step, run_dir)
+    else:
+        log.info("finished: %s", summary)
     return summary
+
+
+def _check_finite(row: dict[str, Any], run_dir: Path, top_lr: float, amp_dtype: torch.dtype | None) -> None:
+    """Stop at the first non-finite loss, naming the step and the usual causes."""
+    if math.isfinite(row["loss"]):
+        return
+    causes = f"the learning rate may be too high (peak {top_lr:.4g}; try a lower --lr or --grad-clip)"
+    if amp_dtype == torch.float16:
+        causes += ", or fp16 overflowed (try --precision bf16 or fp32)"
+    raise SimCLRError(f"loss became {row['loss']} at step {row['step']}: {causes}; "
+                      f"the checkpoints in '{run_dir / 'checkpoints'}' from before it are kept")
