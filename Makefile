@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_pretrain.py
+	$(VENV)/bin/simclr bench
 
 clean:
 	rm -rf runs

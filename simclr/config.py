@@ -26,6 +26,7 @@ class DataConfig:
     valid_size: float = 0.2  # test fraction when a class folder has no train/test split
     image_size: int | None = None  # None: the dataset's native size
     workers: int | None = None  # None: chosen from the CPU count
+    skip_bad_images: bool = False  # folders: decode every file up front and leave out unreadable ones
 
 
 @dataclass
@@ -39,6 +40,7 @@ class AugmentConfig:
     blur_p: float | None = None  # None: 0.5 above 32 px, off at or below (as the paper does for CIFAR)
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     solarize_p: float = 0.0
+    pipeline: str = "auto"  # batched (whole uint8 batches on the device) | per_image | auto: batched when images share a size
 
 
 @dataclass
@@ -79,17 +81,36 @@ class TrainConfig:
     log_every: int = 10  # steps between reads of scalars from the device
     knn_every: int = 5  # epochs between kNN monitor runs; 0: off
     probe_lr: float = 1e-3  # online linear probe (Adam on stop-gradient features)
+    loss_chunk_rows: int | None = None  # build NT-Xent logits this many rows at a time (memory at huge batch)
+    compile: bool = False  # torch.compile the network
     sync_bn: bool = True  # global BatchNorm statistics across processes under DDP (as the paper)
     wandb_project: str | None = None  # also log to Weights & Biases (needs the wandb package)
 
 
 @dataclass
 class EvalConfig:
+    # What `simclr evaluate` runs: any of linear, knn, finetune, supervised (comma-separated).
+    protocols: str = "linear,knn,finetune,supervised"
+    label_fractions: str = "0.01,0.1,1.0"  # fine-tune / supervised: class-balanced, seeded subsets
     knn_k: int = 200
     knn_temperature: float = 0.1
-    batch_size: int = 256
-    linear_weight_decay: float = 1e-4
-    linear_max_iter: int = 500
+    batch_size: int = 256  # feature extraction and test-split inference
+    # Linear evaluation (paper B.6): frozen encoder, linear classifier on standardised h.
+    linear_solver: str = "sgd"  # sgd: Nesterov SGD + cosine, fixed epochs | lbfgs: logistic regression to convergence
+    linear_views: str = "auto"  # sgd: cached (features of unaugmented images) | augmented (crop+flip, paper) | auto: cached on CPU
+    linear_epochs: int = 90
+    linear_batch_size: int = 256
+    linear_lr: float = 0.1  # base LR, scaled by batch/256
+    linear_weight_decay: float | None = None  # None: 0 for sgd (paper), 1e-4 for lbfgs (finite optimum)
+    linear_max_iter: int = 500  # lbfgs
+    # Fine-tuning (paper B.5) and the supervised baseline: same loop, same epochs and batch.
+    finetune_epochs: int | None = None  # None: 60 for <= 1 % of the labels, 30 above (paper B.5)
+    finetune_batch_size: int = 256  # capped at the labelled subset's size
+    finetune_lr: float = 0.05  # base LR, scaled by batch/256 (paper B.5)
+    finetune_weight_decay: float = 0.0  # paper B.5: no regularisation
+    from_head_layer: int = 0  # 1: keep the projection head's first layer (SimCLR v2)
+    supervised_lr: float = 0.1  # from scratch: the standard ResNet recipe, base LR scaled by batch/256
+    supervised_weight_decay: float = 1e-4
 
 
 @dataclass

@@ -193,12 +193,12 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(value.item())
 
 
-def check_same_on_all_ranks(value: int, what: str) -> None:
+def check_same_on_all_ranks(value: int, what: str, device: torch.device) -> None:
     """Raise on every rank if ranks disagree on an integer (e.g. the resumed step)."""
     if not _active():
         return
-    values = [torch.zeros(1, dtype=torch.long) for _ in range(world_size())]
-    dist.all_gather(values, torch.tensor([value]))
+    values = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(world_size())]
+    dist.all_gather(values, torch.tensor([value], device=device))  # NCCL only moves GPU tensors
     seen = [int(v) for v in values]
     if len(set(seen)) > 1:
         raise SimCLRError(f"ranks disagree on {what}: {seen}")

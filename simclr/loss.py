@@ -15,6 +15,7 @@ from typing import ContextManager
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from simclr.errors import SimCLRError
 
@@ -84,6 +85,7 @@ def _nt_xent_from_parts(
     all_b: Tensor,
     offset: int,
     temperature: float,
+    chunk_rows: int | None = None,
 ) -> ContrastiveOutput:
     """NT-Xent of local anchors against a (possibly gathered) global candidate set.
 
@@ -96,31 +98,52 @@ def _nt_xent_from_parts(
         all_a, all_b: (M, d) views of the whole batch, M >= n.
         offset: index in the global batch of local row 0.
         temperature: tau > 0.
+        chunk_rows: compute the loss this many anchor rows at a time (None: all at once).
 
     Returns:
         Loss averaged over the 2n local anchors (eq. (1), Algorithm 1 of
         arXiv 2002.05709) and the detached top-1 positive-retrieval accuracy.
     """
     n, m = local_a.shape[0], all_a.shape[0]
-    device = local_a.device
     anchors = torch.cat([local_a, local_b])  # (2n, d)
     candidates = torch.cat([all_a, all_b])  # (2M, d)
-    # In-place scaling and masking keep a single (2n, 2M) matrix alive before
-    # cross_entropy; mm's backward needs only its inputs, so this is autograd-safe.
-    logits = anchors @ candidates.T
-    logits.div_(temperature)
-
-    local = torch.arange(n, device=device)
-    rows = torch.arange(2 * n, device=device)
+    local = torch.arange(n, device=local_a.device)
     self_cols = torch.cat([offset + local, m + offset + local])
     pos_cols = torch.cat([m + offset + local, offset + local])
+    rows = anchors.shape[0]
+    if chunk_rows is None or chunk_rows >= rows:
+        loss_sum, correct = _anchor_rows_loss(anchors, candidates, self_cols, pos_cols, temperature)
+    else:
+        # Rows of anchors in turn, each recomputed in backward: only a (chunk, 2M) block is alive.
+        loss_sum, correct = anchors.new_zeros(()), anchors.new_zeros(())
+        for start in range(0, rows, chunk_rows):
+            part = slice(start, start + chunk_rows)
+            chunk_loss, chunk_correct = checkpoint(
+                _anchor_rows_loss, anchors[part], candidates, self_cols[part], pos_cols[part], temperature, use_reentrant=False
+            )
+            loss_sum, correct = loss_sum + chunk_loss, correct + chunk_correct
+    return ContrastiveOutput(loss=loss_sum / rows, accuracy=(correct / rows).float().detach())
+
+
+def _anchor_rows_loss(
+    anchors: Tensor, candidates: Tensor, self_cols: Tensor, pos_cols: Tensor, temperature: float
+) -> tuple[Tensor, Tensor]:
+    """(summed loss, number of anchors whose positive ranks first) for rows of anchors.
+
+    One (rows, 2M) logits matrix, scaled and masked in place (mm's backward needs only its
+    inputs), is the only large tensor autograd keeps: the loss is logsumexp minus the
+    positive logit, which saves no softmax matrix of its own.
+    """
+    logits = anchors @ candidates.T
+    logits.div_(temperature)
+    rows = torch.arange(anchors.shape[0], device=anchors.device)
     # -inf is exact in fp32 and every row keeps finite candidates (M >= 2).
     logits[rows, self_cols] = float("-inf")
-
-    loss = F.cross_entropy(logits, pos_cols)
+    positive = logits[rows, pos_cols]
+    loss_sum = (torch.logsumexp(logits, dim=1) - positive).sum()
     with torch.no_grad():
-        accuracy = (logits.argmax(dim=1) == pos_cols).float().mean()
-    return ContrastiveOutput(loss=loss, accuracy=accuracy)
+        correct = (logits.argmax(dim=1) == pos_cols).sum()
+    return loss_sum, correct
 
 
 # Maps this process's (n, k) rows to the global (M, k) batch and the index of local row 0;
@@ -128,7 +151,9 @@ def _nt_xent_from_parts(
 Gather = Callable[[Tensor], tuple[Tensor, int]]
 
 
-def nt_xent(z_a: Tensor, z_b: Tensor, temperature: float = 0.5, gather: Gather | None = None) -> ContrastiveOutput:
+def nt_xent(
+    z_a: Tensor, z_b: Tensor, temperature: float = 0.5, gather: Gather | None = None, chunk_rows: int | None = None
+) -> ContrastiveOutput:
     """SimCLR's NT-Xent loss over a batch of positive pairs.
 
     Row i of ``z_a`` and row i of ``z_b`` are projections of two augmented views
@@ -148,6 +173,8 @@ def nt_xent(z_a: Tensor, z_b: Tensor, temperature: float = 0.5, gather: Gather |
         gather: with several processes, contrast the local anchors with the
             views of every process's batch (2(N_global - 1) negatives each);
             the loss is then the mean over the local anchors.
+        chunk_rows: bound memory at large batch: the (2N, 2N) logits are built this
+            many anchor rows at a time and rebuilt in backward (same value; slower).
 
     Returns:
         :class:`ContrastiveOutput` with 0-dim ``loss`` and detached ``accuracy``.
@@ -157,14 +184,16 @@ def nt_xent(z_a: Tensor, z_b: Tensor, temperature: float = 0.5, gather: Gather |
     """
     _check_temperature(temperature)
     _check_pair(z_a, z_b)
+    if chunk_rows is not None and (isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1):
+        raise SimCLRError(f"chunk_rows must be an integer >= 1 or None, got {chunk_rows!r}")
     with _autocast_off(z_a.device.type):
         a = _normalize(z_a)
         b = _normalize(z_b)
         if gather is None:
-            return _nt_xent_from_parts(a, b, a, b, offset=0, temperature=temperature)
+            return _nt_xent_from_parts(a, b, a, b, 0, temperature, chunk_rows)
         # One collective for both views: (n, 2, d) rows -> (M, 2, d).
         everything, offset = gather(torch.stack([a, b], dim=1))
-        return _nt_xent_from_parts(a, b, everything[:, 0], everything[:, 1], offset, temperature)
+        return _nt_xent_from_parts(a, b, everything[:, 0], everything[:, 1], offset, temperature, chunk_rows)
 
 
 class NTXentLoss(nn.Module):
@@ -176,15 +205,16 @@ class NTXentLoss(nn.Module):
 
     last_accuracy: Tensor | None
 
-    def __init__(self, temperature: float = 0.5) -> None:
+    def __init__(self, temperature: float = 0.5, chunk_rows: int | None = None) -> None:
         super().__init__()
         _check_temperature(temperature)
         self.temperature = float(temperature)
+        self.chunk_rows = chunk_rows
         self.last_accuracy = None
 
     def forward(self, z_a: Tensor, z_b: Tensor) -> Tensor:
         """Return the NT-Xent loss of (N, d) views ``z_a``, ``z_b`` as a 0-dim tensor."""
-        out = nt_xent(z_a, z_b, self.temperature)
+        out = nt_xent(z_a, z_b, self.temperature, chunk_rows=self.chunk_rows)
         self.last_accuracy = out.accuracy
         return out.loss
 

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 
 from simclr.config import Config
 from simclr.errors import SimCLRError
+from simclr.evaluate.linear_sgd import LINEAR_SOLVERS, LINEAR_VIEWS
+from simclr.evaluate.results import PROTOCOLS
 from simclr.models import ARCHITECTURES, HEADS
 from simclr.optim import OPTIMIZERS
 from simclr.optim.schedule import LR_RULES as LR_SCALINGS
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+AUGMENT_PIPELINES = ("auto", "batched", "per_image")
 
 
 def _require(ok: bool, message: str) -> None:
@@ -39,10 +45,59 @@ def _finite(config: Config) -> None:
                     raise SimCLRError(f"{section.name}.{name} must be a finite number, got {value}")
 
 
+def eval_protocols(text: str) -> tuple[str, ...]:
+    """'linear,knn' -> ('linear', 'knn'); each must be one of ``PROTOCOLS``, at least one, no repeats."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    _require(bool(names), f"eval.protocols must name at least one of {', '.join(PROTOCOLS)}, got '{text}'")
+    for name in names:
+        _require(name in PROTOCOLS, f"eval.protocols: unknown protocol '{name}'; choose from {', '.join(PROTOCOLS)}")
+    _require(len(set(names)) == len(names), f"eval.protocols names a protocol twice: '{text}'")
+    return names
+
+
+def eval_label_fractions(text: str) -> tuple[float, ...]:
+    """'0.01,0.1,1' -> (0.01, 0.1, 1.0); each in (0, 1], at least one, no repeats."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    _require(bool(items), f"eval.label_fractions must list fractions in (0, 1], got '{text}'")
+    fractions = []
+    for item in items:
+        try:
+            value = float(item)
+        except ValueError:
+            raise SimCLRError(f"eval.label_fractions must be numbers in (0, 1], got '{item}'") from None
+        _require(0.0 < value <= 1.0, f"eval.label_fractions must be in (0, 1], got {item}")
+        fractions.append(value)
+    _require(len(set(fractions)) == len(fractions), f"eval.label_fractions lists a fraction twice: '{text}'")
+    return tuple(fractions)
+
+
+def _eval(config: Config) -> None:
+    ev, model = config.eval, config.model
+    eval_protocols(ev.protocols)
+    eval_label_fractions(ev.label_fractions)
+    _require(ev.knn_k >= 1, f"eval.knn_k must be >= 1, got {ev.knn_k}")
+    _require(ev.knn_temperature > 0, f"eval.knn_temperature must be > 0, got {ev.knn_temperature}")
+    _require(ev.batch_size >= 1, f"eval.batch_size must be >= 1, got {ev.batch_size}")
+    _require(ev.linear_solver in LINEAR_SOLVERS, f"eval.linear_solver must be one of {', '.join(LINEAR_SOLVERS)}, got '{ev.linear_solver}'")
+    _require(ev.linear_views in LINEAR_VIEWS, f"eval.linear_views must be one of {', '.join(LINEAR_VIEWS)}, got '{ev.linear_views}'")
+    for name in ("linear_epochs", "linear_batch_size", "linear_max_iter", "finetune_batch_size"):
+        _require(getattr(ev, name) >= 1, f"eval.{name} must be >= 1, got {getattr(ev, name)}")
+    _require(ev.finetune_epochs is None or ev.finetune_epochs >= 1, f"eval.finetune_epochs must be >= 1, got {ev.finetune_epochs}")
+    for name in ("linear_lr", "finetune_lr", "supervised_lr"):
+        _require(getattr(ev, name) > 0, f"eval.{name} must be > 0, got {getattr(ev, name)}")
+    for name in ("linear_weight_decay", "finetune_weight_decay", "supervised_weight_decay"):
+        value = getattr(ev, name)
+        _require(value is None or value >= 0, f"eval.{name} must be >= 0, got {value}")
+    # SimCLR v2 fine-tunes from a hidden layer of the MLP head; a linear head or none has no such layer.
+    deepest = model.proj_layers - 1 if model.head == "mlp" else 0
+    _require(0 <= ev.from_head_layer <= deepest, f"eval.from_head_layer must be in [0, {deepest}] for model.head={model.head} "
+             f"with model.proj_layers={model.proj_layers}, got {ev.from_head_layer}")
+
+
 def validate(config: Config) -> None:
     """Raise ``SimCLRError`` naming the first invalid option and its valid range."""
     _finite(config)
-    data, aug, model, optim, train, ev = config.data, config.augment, config.model, config.optim, config.train, config.eval
+    data, aug, model, optim, train = config.data, config.augment, config.model, config.optim, config.train
     _require(0.0 < data.valid_size < 1.0, f"data.valid_size must be in (0, 1), got {data.valid_size}")
     _require(data.image_size is None or data.image_size >= 8, f"data.image_size must be >= 8, got {data.image_size}")
     _require(data.workers is None or data.workers >= 0, f"data.workers must be >= 0, got {data.workers}")
@@ -53,6 +108,7 @@ def validate(config: Config) -> None:
         _probability(f"augment.{name}", getattr(aug, name))
     _require(0.0 <= aug.color_strength <= 2.5, f"augment.color_strength must be in [0, 2.5], got {aug.color_strength}")
     _require(0 < aug.blur_sigma[0] <= aug.blur_sigma[1], f"augment.blur_sigma must satisfy 0 < lo <= hi, got {tuple(aug.blur_sigma)}")
+    _require(aug.pipeline in AUGMENT_PIPELINES, f"augment.pipeline must be one of {', '.join(AUGMENT_PIPELINES)}, got '{aug.pipeline}'")
 
     _require(model.arch in ARCHITECTURES, f"unknown architecture '{model.arch}'; choose one of {', '.join(ARCHITECTURES)}")
     _require(model.width > 0, f"model.width must be > 0, got {model.width}")
@@ -80,12 +136,28 @@ def validate(config: Config) -> None:
     _require(train.keep_checkpoints >= 1, f"train.keep_checkpoints must be >= 1, got {train.keep_checkpoints}")
     _require(train.log_every >= 1, f"train.log_every must be >= 1, got {train.log_every}")
     _require(train.knn_every >= 0, f"train.knn_every must be >= 0, got {train.knn_every}")
+    _require(train.loss_chunk_rows is None or train.loss_chunk_rows >= 1, f"train.loss_chunk_rows must be >= 1, got {train.loss_chunk_rows}")
     _require(train.probe_lr > 0, f"train.probe_lr must be > 0, got {train.probe_lr}")
     device = train.device
-    _require(device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:"), f"train.device must be auto, cpu, cuda, cuda:N or mps, got '{device}'")
+    _require(device in ("auto", "cpu", "cuda", "mps") or (device.startswith("cuda:") and device[5:].isdigit()),
+             f"train.device must be auto, cpu, cuda, cuda:N or mps, got '{device}'")
+    _require(not (train.precision == "fp16" and device == "cpu"), "train.precision fp16 is not supported with train.device cpu; use bf16 or fp32")
+    _require(bool(train.output.strip()), "train.output must name a run folder, got ''")
 
-    _require(ev.knn_k >= 1, f"eval.knn_k must be >= 1, got {ev.knn_k}")
-    _require(ev.knn_temperature > 0, f"eval.knn_temperature must be > 0, got {ev.knn_temperature}")
-    _require(ev.batch_size >= 1, f"eval.batch_size must be >= 1, got {ev.batch_size}")
-    _require(ev.linear_weight_decay >= 0, f"eval.linear_weight_decay must be >= 0, got {ev.linear_weight_decay}")
-    _require(ev.linear_max_iter >= 1, f"eval.linear_max_iter must be >= 1, got {ev.linear_max_iter}")
+    _eval(config)
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)  # imported for real by the run anyway
+    except ImportError:
+        return False
+    return True
+
+
+def validate_for_training(config: Config) -> None:
+    """``validate``, plus what only a pretraining run needs (evaluating its run folder later does not)."""
+    validate(config)
+    project = config.train.wandb_project
+    _require(project is None or _importable("wandb"),
+             f"train.wandb_project is '{project}' but the wandb package is not installed (pip install wandb)")

@@ -147,3 +147,33 @@ def test_every_preset_trains_a_step_on_tiny_data(preset, tiny_folder, tmp_path):
         expected.train.temperature, expected.optim.lr, expected.model.out_dim)
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-00000001.pt"]
     assert main(["knn", str(run), "--k", "3"]) == 0
+
+
+def test_batched_and_per_image_pipelines_train_alike(tiny_folder, tmp_path):
+    """Same seeds give the same augmentation parameters in both pipelines; only float rounding
+    of the rendering differs, so the first losses agree closely and both runs resume alike."""
+    losses = {}
+    for pipeline in ("batched", "per_image"):
+        run = tmp_path / pipeline
+        assert pretrain(tiny_folder, run, "--max-steps", "2", "--set", f"augment.pipeline={pipeline}") == 0
+        assert load_run_config(run).augment.pipeline == pipeline
+        losses[pipeline] = [row["loss"] for row in read_metrics(run / "metrics.jsonl")]
+    assert losses["batched"][0] == pytest.approx(losses["per_image"][0], rel=1e-4)
+    assert losses["batched"][1] == pytest.approx(losses["per_image"][1], rel=1e-3)
+
+
+def test_auto_pipeline_is_batched_for_in_memory_images(tmp_path):
+    def run_mnist(run: Path, steps: int) -> int:
+        args = ["--data", "mnist5k", "--output", str(run), *TINY_ARGS, "--batch-size", "16", "--max-steps", str(steps)]
+        return main(["pretrain", *args])
+
+    resumed, straight = tmp_path / "resumed", tmp_path / "straight"
+    assert run_mnist(resumed, 2) == 0
+    assert load_run_config(resumed).augment.pipeline == "batched"
+    # A mid-epoch resume of the batched pipeline is bitwise equal to the uninterrupted run.
+    assert run_mnist(straight, 3) == 0
+    assert main(["pretrain", "--output", str(resumed), "--resume", "--max-steps", "3"]) == 0
+    a = torch.load(resumed / "checkpoints" / "step-00000003.pt", weights_only=True)
+    b = torch.load(straight / "checkpoints" / "step-00000003.pt", weights_only=True)
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key

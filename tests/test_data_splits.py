@@ -51,3 +51,31 @@ def test_balanced_subset_deterministic_and_nested() -> None:
     assert set(small) <= set(balanced_subset(_LABELS, 0.5, seed=3))
     with pytest.raises(SimCLRError, match="fraction"):
         balanced_subset(_LABELS, 0.0, seed=0)
+
+
+def test_balanced_subset_exact_counts_on_mnist5k_shaped_labels() -> None:
+    """400 training digits per class (mnist5k): 1 % -> 4, 10 % -> 40, 100 % -> 400 of every class."""
+    labels = list(np.random.default_rng(2).permutation(np.repeat(np.arange(10), 400)))
+    for fraction, per_class in [(0.01, 4), (0.1, 40), (1.0, 400)]:
+        chosen = balanced_subset(labels, fraction, seed=0)
+        assert Counter(labels[i] for i in chosen) == {c: per_class for c in range(10)}
+    assert balanced_subset(labels, 0.01, seed=0) == balanced_subset(labels, 0.01, seed=0)
+    assert balanced_subset(labels, 0.01, seed=0) != balanced_subset(labels, 0.01, seed=1)
+
+
+def test_balanced_subset_refuses_unlabelled_items() -> None:
+    with pytest.raises(SimCLRError, match="labels >= 0"):
+        balanced_subset([0, 1, -1, 1], 0.5, seed=0)
+
+
+def test_labelled_subset_of_a_dataset_is_the_balanced_subset() -> None:
+    import torch
+
+    from simclr.data import TensorImages
+    from simclr.evaluate.protocols import labelled_subset
+
+    labels = list(np.random.default_rng(3).integers(0, 3, size=60))
+    dataset = TensorImages(torch.zeros(60, 3, 2, 2, dtype=torch.uint8), labels)
+    subset = labelled_subset(dataset, 0.1, seed=4)
+    assert subset.indices == balanced_subset(labels, 0.1, seed=4)
+    assert [dataset[i][1] for i in subset.indices] == [subset[k][1] for k in range(len(subset))]

@@ -189,3 +189,31 @@ def test_invalid_temperature(tau: float) -> None:
 def test_invalid_shapes(shape_a: tuple[int, ...], shape_b: tuple[int, ...], match: str) -> None:
     with pytest.raises(SimCLRError, match=match):
         nt_xent(torch.randn(shape_a), torch.randn(shape_b))
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 3, 7, 16])
+def test_chunked_loss_equals_plain_in_value_and_gradient(chunk_rows):
+    generator = torch.Generator().manual_seed(11)
+    z_a = torch.randn(8, 6, dtype=torch.float64, generator=generator, requires_grad=True)
+    z_b = torch.randn(8, 6, dtype=torch.float64, generator=generator, requires_grad=True)
+    plain = nt_xent(z_a, z_b, 0.3)
+    plain_grads = torch.autograd.grad(plain.loss, (z_a, z_b))
+    chunked = nt_xent(z_a, z_b, 0.3, chunk_rows=chunk_rows)
+    chunked_grads = torch.autograd.grad(chunked.loss, (z_a, z_b))
+    torch.testing.assert_close(chunked.loss, plain.loss, rtol=1e-12, atol=0)
+    assert chunked.accuracy.item() == plain.accuracy.item()
+    for got, want in zip(chunked_grads, plain_grads):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_chunked_loss_matches_the_reference_at_float32():
+    generator = torch.Generator().manual_seed(12)
+    z_a, z_b = torch.randn(2, 64, 16, generator=generator)
+    reference = naive_nt_xent(z_a.double(), z_b.double(), 0.1)
+    assert nt_xent(z_a, z_b, 0.1, chunk_rows=40).loss.item() == pytest.approx(reference.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True])
+def test_chunk_rows_must_be_a_positive_integer(bad):
+    with pytest.raises(SimCLRError, match="chunk_rows"):
+        nt_xent(torch.randn(4, 3), torch.randn(4, 3), 0.5, chunk_rows=bad)

@@ -2,10 +2,8 @@
 
 import sys
 import types
-from pathlib import Path
 
 import pytest
-import torch
 
 from simclr.cli.main import build_parser
 from simclr.cli.options import config_from_args
@@ -55,7 +53,7 @@ def test_without_a_project_wandb_is_never_imported(tmp_path, monkeypatch):
 
 def test_scalars_are_mirrored_to_wandb_and_the_run_resumes(tmp_path, fake_wandb):
     logger = MetricsLogger(tmp_path, wandb_project="proj", wandb_config={"train": {"seed": 3}})
-    logger.add_step(1, 0, 0.1, {"loss": torch.tensor(2.5), "contrastive_acc": torch.tensor(0.25)})
+    logger.log({"step": 1, "epoch": 0, "lr": 0.1, "loss": 2.5, "contrastive_acc": 0.25})
     logger.flush()
     logger.log({"step": 1, "epoch": 0, "knn_top1": 0.5, "note": "text", "flag": True})
     logger.close()

@@ -26,9 +26,19 @@ import torch
 from torch import Tensor
 
 from simclr.augment import _batched_ops as ops
-from simclr.augment._torch_stream import MAX_HIGH, WordStream, seed_words, stream_matches_torch
-from simclr.augment.batch_params import WORDS_PER_VIEW, BatchViewParams, sample_view_batch
+from simclr.augment._torch_stream import (
+    MAX_HIGH,
+    WordStream,
+    seed_words,
+    stream_matches_torch,
+)
+from simclr.augment.batch_params import (
+    WORDS_PER_VIEW,
+    BatchViewParams,
+    sample_view_batch,
+)
 from simclr.augment.seeding import make_generator
+from simclr.augment.two_view import ViewPair
 from simclr.augment.view import BRIGHTNESS, CONTRAST, HUE, SATURATION, ViewTransform
 from simclr.errors import SimCLRError
 
@@ -40,7 +50,7 @@ _COLOR_OPS: dict[int, Callable[[Tensor, Tensor], Tensor]] = {
 }
 
 
-class BatchedTwoViewTransform:
+class BatchedTwoViewTransform(ViewPair):
     """``TwoViewTransform`` for a batch: the same two views per (image, seed), all at once.
 
     ``view_a`` / ``view_b`` (default ``view_a``) are the per-image ``ViewTransform``s whose
@@ -48,29 +58,6 @@ class BatchedTwoViewTransform:
     them in the loader); output views are float32 [B, 3, size, size] in [0, 1] on the
     images' device.
     """
-
-    def __init__(self, view_a: ViewTransform, view_b: ViewTransform | None = None) -> None:
-        if not isinstance(view_a, ViewTransform):
-            raise SimCLRError(f"view_a must be a ViewTransform, got {type(view_a).__name__}")
-        view_b = view_a if view_b is None else view_b
-        if not isinstance(view_b, ViewTransform):
-            raise SimCLRError(f"view_b must be a ViewTransform, got {type(view_b).__name__}")
-        if view_a.size != view_b.size:
-            raise SimCLRError(
-                f"view_b.size must equal view_a.size ({view_a.size}), got {view_b.size}"
-            )
-        self.view_a = view_a
-        self.view_b = view_b
-
-    @property
-    def size(self) -> int:
-        """Side length of each output view."""
-        return self.view_a.size
-
-    def __repr__(self) -> str:
-        if self.view_b is self.view_a:
-            return f"BatchedTwoViewTransform({self.view_a!r})"
-        return f"BatchedTwoViewTransform(view_a={self.view_a!r}, view_b={self.view_b!r})"
 
     def sample(
         self, seeds: Sequence[int], height: int, width: int

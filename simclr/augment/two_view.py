@@ -13,13 +13,8 @@ from simclr.augment.view import ViewTransform
 from simclr.errors import SimCLRError
 
 
-class TwoViewTransform:
-    """Two augmented views of one image, fully determined by an integer seed.
-
-    ``view_a`` draws the first view and ``view_b`` (default: ``view_a``) the second,
-    both from one generator seeded with ``seed``; the second view's draws continue the
-    stream of the first, so the two are independent yet reproducible.
-    """
+class ViewPair:
+    """The two ``ViewTransform``s of a positive pair (``view_b`` defaults to ``view_a``)."""
 
     def __init__(self, view_a: ViewTransform, view_b: ViewTransform | None = None) -> None:
         if not isinstance(view_a, ViewTransform):
@@ -41,9 +36,19 @@ class TwoViewTransform:
         return self.view_a.size
 
     def __repr__(self) -> str:
+        name = type(self).__name__
         if self.view_b is self.view_a:
-            return f"TwoViewTransform({self.view_a!r})"
-        return f"TwoViewTransform(view_a={self.view_a!r}, view_b={self.view_b!r})"
+            return f"{name}({self.view_a!r})"
+        return f"{name}(view_a={self.view_a!r}, view_b={self.view_b!r})"
+
+
+class TwoViewTransform(ViewPair):
+    """Two augmented views of one image, fully determined by an integer seed.
+
+    ``view_a`` draws the first view and ``view_b`` (default: ``view_a``) the second,
+    both from one generator seeded with ``seed``; the second view's draws continue the
+    stream of the first, so the two are independent yet reproducible.
+    """
 
     def __call__(self, image: Tensor, seed: int) -> tuple[Tensor, Tensor]:
         """uint8 [3, H, W] and a seed in [0, 2**64) -> two float32 [3, size, size] in [0, 1]."""

@@ -1,26 +1,19 @@
-"""``simclr demo``: the method end to end on mnist5k, ending with a comparison table."""
+"""``simclr demo``: the method end to end on mnist5k, ending with a comparison table.
+
+The table compares the SimCLR encoder with the same network at initialisation under the two
+frozen-encoder protocols (linear probe and kNN), in the one results format of ``simclr evaluate``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 from simclr.cli.options import config_from_args, print_json_last, resume_base
+from simclr.evaluate.results import format_table, write_results
+from simclr.report import write_report
 from simclr.evaluate.run import evaluate_run
-
-
-def format_table(results: dict[str, dict]) -> str:
-    """Markdown table: rows are encoders, columns linear-probe and kNN top-1 / top-5."""
-    lines = [
-        "| encoder | linear top-1 | linear top-5 | kNN top-1 | kNN top-5 |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for name, result in results.items():
-        lin, knn = result["linear"], result["knn"]
-        lines.append(f"| {name} | {lin['top1']:.2%} | {lin['top5']:.2%} | {knn['top1']:.2%} | {knn['top5']:.2%} |")
-    return "\n".join(lines)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -31,25 +24,27 @@ def run_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     summary = pretrain(config_from_args(args, resume_base(args)), resume=args.resume)
     run_dir = Path(summary["run_dir"])
-    results = {
-        "SimCLR": evaluate_run(run_dir),
-        "random init": evaluate_run(run_dir, random_init=True),
-    }
-    table = format_table(results)
+    if summary["stopped_by"]:
+        print(f"stopped by {summary['stopped_by']} at step {summary['steps']}, checkpoint saved; "
+              f"continue with: simclr demo --output {run_dir} --resume")
+        return 130 if summary["stopped_by"] == "SIGINT" else 0
+    trained = evaluate_run(run_dir)
+    random = evaluate_run(run_dir, random_init=True)
+    rows = trained["rows"] + random["rows"]
     wall = time.perf_counter() - started
-    (run_dir / "results.md").write_text(table + "\n")
-    report = {
-        "simclr": {"linear_top1": results["SimCLR"]["linear"]["top1"], "knn_top1": results["SimCLR"]["knn"]["top1"]},
-        "random": {"linear_top1": results["random init"]["linear"]["top1"], "knn_top1": results["random init"]["knn"]["top1"]},
-        "pretrain_seconds": summary["seconds"],
-        "wall_seconds": round(wall, 1),
-        "run_dir": str(run_dir),
-    }
-    (run_dir / "results.json").write_text(json.dumps({**report, "details": results}, indent=2))
+    heading = {**trained["summary"], "pretraining": f"{summary['seconds']:.0f} s", "wall time": f"{wall:.0f} s"}
+    markdown, _ = write_results(run_dir, rows, heading)
     print()
-    print(table)
+    print(format_table(rows))
     print(f"\nrun folder: {run_dir}  (pretraining {summary['seconds']:.0f} s, total {wall:.0f} s)")
-    print(f"plots: {run_dir / 'plots'}  augmentations: {run_dir / 'augmentations.png'}")
+    print(f"table: {markdown}  plots: {run_dir / 'plots'}  augmentations: {run_dir / 'augmentations.png'}")
+    print(f"report: {write_report(run_dir)}")
     if getattr(args, "json", False):
-        print_json_last(report)
+        print_json_last({
+            "simclr": {"linear_top1": trained["linear"]["top1"], "knn_top1": trained["knn"]["top1"]},
+            "random": {"linear_top1": random["linear"]["top1"], "knn_top1": random["knn"]["top1"]},
+            "pretrain_seconds": summary["seconds"],
+            "wall_seconds": round(wall, 1),
+            "run_dir": str(run_dir),
+        })
     return 0

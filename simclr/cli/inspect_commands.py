@@ -66,19 +66,18 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_embed(args: argparse.Namespace) -> int:
-    from simclr.data import load_data
     from simclr.evaluate.run import load_run_config, load_run_model
     from simclr.export import encoder_from_model
     from simclr.report import embed_splits, save_embeddings
     from simclr.report.embeddings import SUFFIXES
-    from simclr.train.build import resolve_device
+    from simclr.train.build import load_config_data, resolve_device
 
     _at_least("--batch-size", args.batch_size, 1)
     if args.out.suffix.lower() not in SUFFIXES:  # checked before minutes of feature extraction
         raise SimCLRError(f"--out must end in {' or '.join(SUFFIXES)}, got '{args.out.name}'")
     config = load_run_config(args.run)
     c = config.data
-    data = load_data(args.data or c.name, c.root, c.download, c.valid_size, config.train.seed)
+    data = load_config_data(config, args.data)
     model, source = load_run_model(config, args.run, data, args.checkpoint)
     device = resolve_device(args.device or config.train.device)
     embeddings = embed_splits(model.to(device), data, args.split, c.image_size, device, args.batch_size or config.eval.batch_size, c.workers or 0)

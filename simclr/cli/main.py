@@ -13,7 +13,7 @@ from simclr.errors import SimCLRError
 
 # Modules under simclr/cli/ exposing ``add_parsers(commands)``; each parser they add sets
 # ``handler=fn(args) -> int`` with ``set_defaults``.
-COMMAND_MODULES: list[str] = ["simclr.cli.inspect_commands"]
+COMMAND_MODULES: list[str] = ["simclr.cli.inspect_commands", "simclr.cli.evaluate_commands", "simclr.cli.bench_command"]
 
 
 def _add_eval_options(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain = commands.add_parser("pretrain", help="pretrain an encoder with SimCLR", description="Pretrain f and g with NT-Xent on two augmented views of each image.")
     add_pretrain_options(pretrain)
 
-    linear = commands.add_parser("linear-eval", help="linear probe on frozen features", description="Multinomial logistic regression on frozen h, trained on the train split, top-1/top-5 on the test split.")
+    linear = commands.add_parser("linear-eval", help="linear probe on frozen features", description="A linear classifier on frozen h (Nesterov SGD with cosine decay by default, or L-BFGS logistic regression), trained on the train split, top-1/top-5 on the test split.")
     _add_eval_options(linear)
     knn = commands.add_parser("knn", help="weighted kNN on frozen features", description="Weighted cosine kNN classification of test features against the train features.")
     _add_eval_options(knn)
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except SimCLRError as error:
         # An error raised in a loader worker arrives wrapped in its traceback; the last line is ours.
         message = [line for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
-        print(f"error: {message[-1]}", file=sys.stderr)
+        print(f"error: {message[-1].removeprefix('simclr.errors.SimCLRError: ')}", file=sys.stderr)
         return 2
     except OSError as error:  # unwritable run folder, --output naming a file, disk full
         print(f"error: {error.strerror or error}: '{error.filename}'" if error.filename else f"error: {error}", file=sys.stderr)

@@ -56,6 +56,8 @@ def add_pretrain_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(*flags, dest=key, metavar=key.split(".")[1].upper(), help=help_text)
     parser.add_argument("--download", action="store_true", dest="data.download", default=None, help="download torchvision datasets (needs internet)")
     parser.add_argument("--channels-last", action="store_true", dest="train.channels_last", default=None, help="channels_last memory format")
+    parser.add_argument("--skip-bad-images", action="store_true", dest="data.skip_bad_images", default=None,
+                        help="check every image of a folder up front (one decoding pass) and leave out unreadable files instead of stopping")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key, e.g. --set augment.color_strength=0.5")
     parser.add_argument("--resume", action="store_true", help="continue the run in --output from its last good checkpoint")
 
@@ -68,13 +70,13 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
     for _, key, _ in PRETRAIN_OPTIONS:
         if getattr(args, key) is not None:
             set_value(config, key, getattr(args, key))
-    for key in ("data.download", "train.channels_last"):
+    for key in ("data.download", "train.channels_last", "data.skip_bad_images"):
         if getattr(args, key):
             set_value(config, key, True)
     for item in args.set:
-        if "=" not in item:
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip():
             raise SimCLRError(f"--set expects KEY=VALUE, got '{item}'")
-        key, value = item.split("=", 1)
         set_value(config, key.strip(), value.strip())
     return config
 

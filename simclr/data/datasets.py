@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from simclr.data.images import load_image
+from simclr.errors import SimCLRError
 
 
 class TensorImages(Dataset):
@@ -46,10 +47,14 @@ class ImageFiles(Dataset):
     Attributes:
         paths: file paths, in item order.
         labels: int64 [N]; -1 marks unlabeled items.
+        error_hint: appended to the message of an unreadable file (what the user can do).
     """
 
-    def __init__(self, paths: Sequence[str | os.PathLike[str]], labels: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, paths: Sequence[str | os.PathLike[str]], labels: Sequence[int] | None = None, error_hint: str = ""
+    ) -> None:
         self.paths = [os.fspath(p) for p in paths]
+        self.error_hint = error_hint
         if labels is None:
             labels = [-1] * len(self.paths)
         self.labels = torch.as_tensor(list(labels), dtype=torch.int64).reshape(-1)
@@ -61,7 +66,17 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         """Returns (uint8 [3, H, W], label); raises SimCLRError for unreadable files."""
-        return load_image(self.paths[index]), int(self.labels[index])
+        try:
+            return load_image(self.paths[index]), int(self.labels[index])
+        except SimCLRError as error:
+            if not self.error_hint:
+                raise
+            raise SimCLRError(f"{error}{self.error_hint}") from error
+
+    def without(self, paths: set[str]) -> ImageFiles:
+        """A copy leaving out the items whose path is in ``paths``."""
+        keep = [i for i, path in enumerate(self.paths) if path not in paths]
+        return ImageFiles([self.paths[i] for i in keep], self.labels[keep].tolist(), self.error_hint)
 
 
 @dataclass
@@ -70,7 +85,8 @@ class DataSplits:
 
     ``pretrain`` is what SimCLR trains on (labels may be -1 and are ignored by the
     loss); ``train``/``test`` are labelled evaluation splits, None when unlabeled.
-    ``mean``/``std`` are per-channel RGB statistics in [0, 1] units.
+    ``mean``/``std`` are per-channel RGB statistics in [0, 1] units. ``skipped`` lists the
+    files left out as unreadable (``skip_bad_images``), as (path, reason), sorted by path.
     """
 
     name: str
@@ -82,3 +98,4 @@ class DataSplits:
     image_size: int = 32
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
+    skipped: list[tuple[str, str]] = field(default_factory=list)

@@ -1,7 +1,8 @@
 """Decode one image file into a uint8 RGB tensor, whatever its on-disk mode.
 
 All failures on user files (missing, zero-byte, corrupt, truncated, unsupported
-mode) surface as a one-line ``SimCLRError`` naming the file.
+mode) surface as a one-line ``SimCLRError`` naming the file; ``image_problem`` gives the
+same verdict as a value, for checking a whole folder up front.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from simclr.errors import SimCLRError
 
@@ -30,6 +31,20 @@ def is_image_file(path: str | os.PathLike[str]) -> bool:
     return not base.startswith(".") and base.lower().endswith(IMG_EXTENSIONS)
 
 
+def _reason(path: str, exc: BaseException) -> str:
+    """One line saying why ``path`` did not decode; PIL's own words where they are clear."""
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, UnidentifiedImageError):
+        try:
+            if os.path.getsize(path) == 0:
+                return "the file is empty (0 bytes)"
+        except OSError:
+            pass
+        return "not an image format PIL can read (a corrupt file, or another kind of file with an image extension)"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 @contextmanager
 def _reading(path: str) -> Iterator[None]:
     """Turn any decoder failure into a one-line SimCLRError naming ``path``.
@@ -42,8 +57,7 @@ def _reading(path: str) -> Iterator[None]:
     except SimCLRError:
         raise
     except Exception as exc:  # noqa: BLE001 - see docstring
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise SimCLRError(f"cannot read image '{path}': {reason}") from exc
+        raise SimCLRError(f"cannot read image '{path}': {_reason(path, exc)}") from exc
 
 
 def _high_depth_to_uint8(img: Image.Image) -> np.ndarray:
@@ -101,7 +115,12 @@ def open_rgb(path: str | os.PathLike[str], max_side: int | None = None) -> Image
         SimCLRError: "cannot read image '<path>': <reason>".
     """
     path = os.fspath(path)
-    with _reading(path), Image.open(path) as img:
+    with _reading(path):
+        return _decode(path, max_side)
+
+
+def _decode(path: str, max_side: int | None) -> Image.Image:
+    with Image.open(path) as img:
         if max_side is not None:
             img.draft("RGB", (max_side, max_side))
         img.load()
@@ -110,6 +129,21 @@ def open_rgb(path: str | os.PathLike[str], max_side: int | None = None) -> Image
             rgb.thumbnail((max_side, max_side))
         # Pixels are loaded, so the result stays valid after the file is closed.
         return rgb
+
+
+def image_problem(path: str | os.PathLike[str], max_side: int = 64) -> str | None:
+    """Why ``path`` cannot be a training image (one line), or None when it decodes.
+
+    The whole file is decoded, as training will (a header alone misses truncation),
+    but at reduced scale where the format allows it (JPEG), so a check costs a
+    fraction of a full decode. Images smaller than the crop are fine: views upsample.
+    """
+    path = os.fspath(path)
+    try:
+        _decode(path, max_side)
+    except Exception as exc:  # noqa: BLE001 - the same zoo of decoder errors as in _reading
+        return _reason(path, exc)
+    return None
 
 
 def image_shorter_side(path: str | os.PathLike[str]) -> int:

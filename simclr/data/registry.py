@@ -29,6 +29,7 @@ def load_data(
     download: bool = False,
     valid_size: float = 0.2,
     seed: int = 0,
+    skip_bad_images: bool = False,
 ) -> DataSplits:
     """Resolve ``name`` to a dataset and return its pretrain/train/test splits.
 
@@ -40,6 +41,8 @@ def load_data(
         download: allow torchvision to download missing files.
         valid_size: test fraction for class-subfolder folders, in (0, 1).
         seed: seeds the folder split (mnist5k's split is fixed on purpose).
+        skip_bad_images: folders only: decode every file once and leave out the
+            unreadable ones (listed in ``DataSplits.skipped``) instead of failing.
 
     Raises:
         SimCLRError: unknown name, missing path/files, bad ``valid_size``, unreadable image.
@@ -52,7 +55,7 @@ def load_data(
     if key in TORCHVISION:
         return load_torchvision(key, root, download)
     if text and (os.path.exists(os.path.expanduser(text)) or _looks_like_path(text)):
-        return load_folder(text, valid_size, seed)
+        return load_folder(text, valid_size, seed, skip_bad_images)
     raise SimCLRError(
         f"data '{text}' is not a built-in dataset ({', '.join(BUILTIN)}), a torchvision dataset "
         f"({', '.join(TORCHVISION)}) or an existing path"

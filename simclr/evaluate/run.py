@@ -1,26 +1,32 @@
-"""Evaluate a run folder's encoder (or a random one of the same architecture) on labelled data."""
+"""Evaluate a run folder's encoder (or a random one of the same architecture) with the paper's protocols."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from simclr.config import Config, config_from_dict, load_yaml
-from simclr.data import DataSplits, load_data
+from simclr.config import Config, config_from_dict, load_yaml, set_value
+from simclr.data import DataSplits
 from simclr.errors import SimCLRError
 from simclr.evaluate.features import extract_features
-from simclr.evaluate.knn import knn_evaluate
-from simclr.evaluate.linear import linear_evaluate
+from simclr.evaluate.protocols import finetune_row, knn_row, linear_row, supervised_row
+from simclr.evaluate.results import ResultRow
 from simclr.models import SimCLR
 from simclr.train import checkpoint as ckpt
-from simclr.train.build import build_model, check_same_model, resolve_device
+from simclr.train.build import (
+    build_model,
+    check_same_model,
+    load_config_data,
+    resolve_device,
+)
+from simclr.validation import eval_label_fractions, eval_protocols, validate
 
 log = logging.getLogger("simclr")
-PROTOCOLS = ("linear", "knn")
+FROZEN = ("linear", "knn")
 
 
 def load_run_config(run_dir: Path) -> Config:
@@ -50,33 +56,86 @@ def load_run_model(
     return model, f"{path} (step {state['step']})"
 
 
+def apply_overrides(config: Config, overrides: dict[str, Any] | None) -> Config:
+    """Set ``section.key`` (a bare name means ``eval.name``) from raw or typed values, then validate."""
+    for key, value in (overrides or {}).items():
+        set_value(config, key if "." in key else f"eval.{key}", value)
+    validate(config)
+    return config
+
+
+def labelled_data(config: Config, data_name: str | None = None) -> DataSplits:
+    """The run's data (or ``data_name``), which must have labelled train and test splits."""
+    data = load_config_data(config, data_name)
+    if data.train is None or data.test is None:
+        raise SimCLRError(f"data '{data.name}' has no labels; evaluation needs labelled train/test splits (PATH/<class>/… or PATH/train|test/<class>/…)")
+    return data
+
+
+def describe(config: Config, data: DataSplits, device: torch.device) -> dict[str, Any]:
+    """What every row of a results table shares: data, network and device."""
+    m = config.model
+    stem = "CIFAR stem" if m.cifar_stem else "ImageNet stem"
+    return {
+        "data": f"{data.name} ({len(data.train)} train / {len(data.test)} test images, {data.num_classes} classes)",  # type: ignore[arg-type]
+        "model": f"{m.arch}, width {m.width:g}, {stem}, image {config.data.image_size} px",
+        "device": str(device),
+        "seed": config.train.seed,
+    }
+
+
+def run_protocols(
+    model: SimCLR, config: Config, data: DataSplits, device: torch.device, protocols: tuple[str, ...],
+    fractions: tuple[float, ...], encoder: str = "SimCLR",
+) -> list[ResultRow]:
+    """Frozen features once for linear / kNN, then supervised and fine-tune rows per label fraction."""
+    rows: list[ResultRow] = []
+
+    def add(row: ResultRow) -> None:  # logged as it arrives: a long evaluation shows its progress
+        log.info("%s (%s): top-1 %.4f, top-5 %.4f (%d labelled images, %.0f s)", row.method, row.encoder, row.top1, row.top5, row.train_size, row.seconds)
+        rows.append(row)
+
+    model = model.to(device)
+    if set(FROZEN) & set(protocols):
+        size, batch = config.data.image_size, config.eval.batch_size
+        train = extract_features(model, data.train, size, device, batch, desc="train features")
+        test = extract_features(model, data.test, size, device, batch, desc="test features")
+        if "linear" in protocols:
+            add(linear_row(model, config, data, device, train, test, encoder))
+        if "knn" in protocols:
+            add(knn_row(model, config, data, train, test, encoder))
+    for fraction in fractions:
+        if "supervised" in protocols:
+            add(supervised_row(config, data, fraction, device))
+        if "finetune" in protocols:
+            add(finetune_row(model, config, data, fraction, device, encoder))
+    return rows
+
+
 def evaluate_run(
     run_dir: Path,
-    protocols: tuple[str, ...] = PROTOCOLS,
+    protocols: tuple[str, ...] | None = FROZEN,
     data_name: str | None = None,
     random_init: bool = False,
     checkpoint: Path | None = None,
     device: str | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Extract frozen features of the train/test splits once, then run each protocol on them.
+    """Run ``protocols`` (None: ``eval.protocols``) on the run's encoder; fractions from ``eval.label_fractions``.
 
-    Returns ``{"linear": {"top1", "top5", …}, "knn": {…}, "encoder": …, "data": …}``.
+    Returns ``{"rows": [ResultRow], "linear": {"top1", "top5", …}, "knn": {…}, "encoder": …,
+    "data": …, "summary": {…}}``; the ``linear`` / ``knn`` keys appear when those protocols ran.
     """
-    config = load_run_config(run_dir)
-    eval_cfg = dataclasses.replace(config.eval, **(overrides or {}))
-    data = load_data(data_name or config.data.name, config.data.root, config.data.download, config.data.valid_size, config.train.seed)
-    if data.train is None or data.test is None:
-        raise SimCLRError(f"data '{data.name}' has no labels; evaluation needs labelled train/test splits (PATH/<class>/… or PATH/train|test/<class>/…)")
+    started = time.perf_counter()
+    config = apply_overrides(load_run_config(run_dir), overrides)
+    data = labelled_data(config, data_name)
     model, source = load_run_model(config, run_dir, data, checkpoint, random_init)
     torch_device = resolve_device(device or config.train.device)
-    model = model.to(torch_device)
-    size, batch = config.data.image_size, eval_cfg.batch_size
-    train_x, train_y = extract_features(model, data.train, size, torch_device, batch, desc="train features")
-    test_x, test_y = extract_features(model, data.test, size, torch_device, batch, desc="test features")
-    result: dict[str, Any] = {"encoder": source, "data": data.name, "train_size": len(train_y), "test_size": len(test_y)}
-    if "linear" in protocols:
-        result["linear"] = linear_evaluate(train_x, train_y, test_x, test_y, data.num_classes, eval_cfg.linear_weight_decay, eval_cfg.linear_max_iter)
-    if "knn" in protocols:
-        result["knn"] = knn_evaluate(train_x, train_y, test_x, test_y, data.num_classes, eval_cfg.knn_k, eval_cfg.knn_temperature)
+    protocols = eval_protocols(config.eval.protocols) if protocols is None else protocols
+    fractions = eval_label_fractions(config.eval.label_fractions) if {"finetune", "supervised"} & set(protocols) else ()
+    rows = run_protocols(model, config, data, torch_device, protocols, fractions, "random init" if random_init else "SimCLR")
+    summary = {**describe(config, data, torch_device), "encoder": source, "wall time": f"{time.perf_counter() - started:.0f} s"}
+    result: dict[str, Any] = {"encoder": source, "data": data.name, "train_size": len(data.train), "test_size": len(data.test),  # type: ignore[arg-type]
+                              "rows": rows, "summary": summary}
+    result.update({row.protocol: row.to_dict() for row in rows if row.protocol in FROZEN})
     return result

@@ -13,13 +13,13 @@ from torch.utils.data import Dataset, Subset
 
 from simclr.augment import EvalTransform, save_augmentation_grid
 from simclr.config import Config
-from simclr.data import DataSplits, load_data
+from simclr.data import DataSplits
 from simclr.evaluate.features import extract_features
 from simclr.evaluate.run import load_run_config, load_run_model
 from simclr.models import SimCLR
 from simclr.report import html
 from simclr.report.figures import MIN_MAP_POINTS, cosine_neighbours, plot_embedding_map, plot_retrieval, tsne_2d
-from simclr.train.build import build_augmentation, resolve_device
+from simclr.train.build import build_augmentation, load_config_data, resolve_device
 from simclr.train.metrics import read_metrics
 from simclr.train.plots import plot_metrics
 
@@ -53,7 +53,7 @@ def write_report(
     rows = read_metrics(metrics_path) if metrics_path.is_file() else []
     plot_metrics(rows, out)
 
-    data = load_data(data_name or config.data.name, config.data.root, config.data.download, config.data.valid_size, config.train.seed)
+    data = load_config_data(config, data_name)
     model, source = load_run_model(config, run_dir, data, checkpoint)
     model = model.to(resolve_device(device or config.train.device))
     augmentations = run_dir / "augmentations.png"

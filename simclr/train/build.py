@@ -15,8 +15,10 @@ from simclr.optim import default_base_lr, scaled_lr
 from simclr.train.loader import default_workers
 
 
-def load_config_data(config: Config) -> DataSplits:
-    return load_data(config.data.name, config.data.root, config.data.download, config.data.valid_size, config.train.seed)
+def load_config_data(config: Config, name: str | None = None) -> DataSplits:
+    """The config's data (or the dataset ``name`` read with the config's settings)."""
+    d = config.data
+    return load_data(name or d.name, d.root, d.download, d.valid_size, config.train.seed, skip_bad_images=d.skip_bad_images)
 
 
 def resolve_config(config: Config, native_image_size: int, processes_per_machine: int = 1) -> Config:

@@ -8,11 +8,11 @@ crash leaves either the old file or the new one, never half of one. Loading uses
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import random
 import re
-import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import torch
 
 from simclr.errors import SimCLRError
 
+log = logging.getLogger("simclr")
 FORMAT = "simclr-checkpoint-v1"
 _NAME = re.compile(r"^step-(\d{8})\.pt$")
 
@@ -81,6 +82,8 @@ def list_checkpoints(directory: Path) -> list[Path]:
 def save_checkpoint(state: dict[str, Any], directory: Path, keep: int) -> Path:
     """Write ``state`` as ``step-XXXXXXXX.pt`` and delete all but the newest ``keep``."""
     path = checkpoint_path(directory, int(state["step"]))
+    for stale in directory.glob(".step-*.pt.tmp-*"):  # left by a process killed mid-write
+        stale.unlink(missing_ok=True)
     atomic_save({"format": FORMAT, **state}, path)
     for old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
@@ -98,7 +101,7 @@ def load_latest(directory: Path, map_location: str | torch.device = "cpu") -> tu
         except SimCLRError as error:
             # Renamed aside so that later pruning, which keeps the newest names, never keeps it.
             path.rename(path.with_name(path.name + ".damaged"))
-            warnings.warn(f"skipping damaged checkpoint (kept as {path.name}.damaged): {error}", stacklevel=2)
+            log.warning("skipping damaged checkpoint (kept as %s.damaged): %s", path.name, error)
     raise SimCLRError(f"every checkpoint in '{directory}' is damaged")
 
 

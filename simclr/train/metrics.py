@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
 from simclr.errors import SimCLRError
@@ -36,23 +35,12 @@ class MetricsLogger:
         elif resume_step is None:
             self.path.unlink(missing_ok=True)
         self.handle = open(self.path, "a")
-        self.pending: list[tuple[int, int, float, dict[str, Tensor]]] = []
         self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=None if resume_step is None else resume_step + 1)
 
-    def add_step(self, step: int, epoch: int, lr: float, stats: dict[str, Tensor]) -> None:
-        """Queue a step's scalars, still on the device; ``flush`` reads them (one host sync per flush)."""
-        self.pending.append((step, epoch, lr, stats))
-
-    def flush(self) -> dict[str, Any] | None:
-        """Write the queued steps and sync files; returns the last row written, if any."""
-        row = None
-        for step, epoch, lr, stats in self.pending:
-            row = {"step": step, "epoch": epoch, "lr": lr, **{k: round(v.item(), 6) for k, v in stats.items()}}
-            self.log(row)
-        self.pending.clear()
+    def flush(self) -> None:
+        """Push written rows to disk and TensorBoard."""
         self.handle.flush()
         self.writer.flush()
-        return row
 
     def log(self, row: dict[str, Any]) -> None:
         """Write ``row`` (must hold ``step``); numeric entries also go to TensorBoard."""

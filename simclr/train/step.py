@@ -76,6 +76,7 @@ def train_step(
     amp_dtype: torch.dtype | None,
     grad_clip: float | None,
     channels_last: bool,
+    loss_chunk_rows: int | None = None,
 ) -> dict[str, Tensor]:
     """One optimisation step on this process's n pairs; returns detached scalars (no host sync).
 
@@ -92,7 +93,7 @@ def train_step(
         h, z = state.network(images)  # type: ignore[misc]
     z_a, z_b = z.chunk(2)
     gather = distributed.gather_with_grad if distributed.world_size() > 1 else None
-    out = nt_xent(z_a, z_b, temperature, gather=gather)
+    out = nt_xent(z_a, z_b, temperature, gather=gather, chunk_rows=loss_chunk_rows)
     state.optimizer.zero_grad(set_to_none=True)
     state.scaler.scale(out.loss).backward()
     if grad_clip is not None:

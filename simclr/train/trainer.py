@@ -38,12 +38,12 @@ from simclr.train.build import (
     resolve_config,
     resolve_precision,
 )
-from simclr.train.loader import EpochSampler, TwoViewDataset, make_loader
+from simclr.train.loader import EpochSampler, PretrainBatches, TwoViewDataset, use_batched_pipeline
 from simclr.train.metrics import MetricsLogger, read_metrics
 from simclr.train.plots import plot_metrics
 from simclr.train.preemption import StopRequest
 from simclr.train.step import StepStats, TrainState, train_step
-from simclr.validation import validate
+from simclr.validation import validate_for_training
 
 log = logging.getLogger("simclr")
 
@@ -54,7 +54,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _load_resume_state(config: Config, checkpoint_dir: Path) -> dict[str, Any]:
+def _load_resume_state(config: Config, checkpoint_dir: Path, device: torch.device) -> dict[str, Any]:
     """The newest good checkpoint, the same file on every process (rank 0 chooses it)."""
     path = None
     if distributed.is_main():
@@ -63,7 +63,7 @@ def _load_resume_state(config: Config, checkpoint_dir: Path) -> dict[str, Any]:
     state = ckpt.load_file(path)
     check_same_model(state["config"], config, f"checkpoint '{path}'")
     check_same_training(state["config"], config, f"checkpoint '{path}'")
-    distributed.check_same_on_all_ranks(int(state["step"]), "the step to resume from")
+    distributed.check_same_on_all_ranks(int(state["step"]), "the step to resume from", device)
     log.info("resuming from %s at step %d", path, state["step"])
     return state
 
@@ -87,6 +87,8 @@ def build_train_state(
     if config.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     network = distributed.wrap_model(model, process, config.train.sync_bn)
+    if config.train.compile:
+        network = torch.compile(network)
     probe = nn.Linear(model.feature_dim, data.num_classes).to(device) if data.num_classes else None
     o = config.optim
     return TrainState(
@@ -111,7 +113,7 @@ def pretrain(config: Config, resume: bool = False) -> dict[str, Any]:
 
     Launched by ``torchrun``, every process calls this; ``train.batch_size`` is the global batch.
     """
-    validate(config)
+    validate_for_training(config)
     with distributed.session(config.train.device) as process:
         if not process.is_main:
             logging.getLogger("simclr").setLevel(logging.WARNING)
@@ -123,6 +125,11 @@ def _pretrain(config: Config, resume: bool, process: distributed.Process) -> dic
     checkpoint_dir = run_dir / "checkpoints"
     if not resume and ckpt.list_checkpoints(checkpoint_dir):
         raise SimCLRError(f"run folder '{run_dir}' already holds checkpoints; pass --resume to continue it or choose another --output")
+    if resume and not ckpt.list_checkpoints(checkpoint_dir):
+        # Killed before its first checkpoint: nothing to continue, so start the same run afresh.
+        log.warning("no checkpoint in '%s' yet; starting the run from step 0", checkpoint_dir)
+        resume = False
+    amp_dtype = resolve_precision(config.train.precision, process.device)  # before minutes of data loading
     data = load_config_data(config)
     config = resolve_config(config, data.image_size, process.local_world_size)
     t, main = config.train, process.is_main
@@ -130,14 +137,16 @@ def _pretrain(config: Config, resume: bool, process: distributed.Process) -> dic
         raise SimCLRError(f"train.batch_size {t.batch_size} is larger than the dataset ({len(data.pretrain)} images)")
     if t.batch_size % process.world_size:
         raise SimCLRError(f"train.batch_size {t.batch_size} (the global batch) must be divisible by the {process.world_size} processes")
-    resume_state = _load_resume_state(config, checkpoint_dir) if resume else None
     device = process.device
-    amp_dtype = resolve_precision(t.precision, device)
+    resume_state = _load_resume_state(config, checkpoint_dir, device) if resume else None
     state = build_train_state(config, data, process, amp_dtype)
     if resume_state is not None:
         state.load_state_dict(resume_state)
 
     dataset = TwoViewDataset(data.pretrain, build_augmentation(config), t.seed)
+    batched = use_batched_pipeline(config.augment.pipeline, data.pretrain)
+    config.augment.pipeline = "batched" if batched else "per_image"  # the saved config says what ran
+    batches = PretrainBatches(dataset, batched, config.data.workers, device)
     steps_per_epoch = len(dataset) // t.batch_size
     total_steps = t.epochs * steps_per_epoch
     stop_step = min(total_steps, t.max_steps or total_steps)
@@ -152,9 +161,13 @@ def _pretrain(config: Config, resume: bool, process: distributed.Process) -> dic
             _save_augmentation_preview(data, dataset, run_dir / "augmentations.png", t.seed)
         logger = MetricsLogger(run_dir, resume_step=state.step if resume_state else None,
                                wandb_project=t.wandb_project, wandb_config=config.to_dict())
+        if data.skipped:
+            logger.log({"step": state.step, "skipped_images": len(data.skipped)})
+            (run_dir / "skipped_images.txt").write_text("".join(f"{path}\t{reason}\n" for path, reason in data.skipped))
     log.info("pretraining %s (h: %d-d) on %s: %d images, %d steps/epoch, %d steps, global batch %d over %d process(es), "
-             "peak lr %.4g, device %s, precision %s", config.model.arch, state.model.feature_dim, data.name, len(dataset),
-             steps_per_epoch, stop_step, t.batch_size, process.world_size, top_lr, device, amp_dtype or "fp32")
+             "peak lr %.4g, device %s, precision %s, %s augmentation", config.model.arch, state.model.feature_dim, data.name,
+             len(dataset), steps_per_epoch, stop_step, t.batch_size, process.world_size, top_lr, device, amp_dtype or "fp32",
+             "batched" if batched else "per-image")
     progress = tqdm(total=stop_step, initial=state.step, desc="pretrain", unit="step", dynamic_ncols=True, disable=not main)
     started, first_step = time.perf_counter(), state.step
     pending = StepStats()
@@ -169,7 +182,10 @@ def _pretrain(config: Config, resume: bool, process: distributed.Process) -> dic
             progress.set_postfix(loss=f"{rows[-1]['loss']:.4f}", lr=f"{rows[-1]['lr']:.3g}")
 
     def save() -> None:
-        flush()  # also the finiteness check: a checkpoint never holds weights after a NaN
+        flush()  # also the finiteness checks: a checkpoint never holds weights after a NaN
+        _check_finite_weights(state.model, state.step, run_dir, top_lr, amp_dtype)
+        if logger:
+            logger.flush()  # metrics.jsonl on disk up to the checkpoint's step, so a kill loses no row
         if main:
             ckpt.save_checkpoint(state.state_dict(config), checkpoint_dir, t.keep_checkpoints)
 
@@ -178,12 +194,12 @@ def _pretrain(config: Config, resume: bool, process: distributed.Process) -> dic
         with StopRequest() as stop:
             while state.step < stop_step and stopped_by is None:
                 epoch, offset = divmod(state.step, steps_per_epoch)
-                dataset.epoch = epoch
                 sampler = EpochSampler(len(dataset), t.batch_size, t.seed, epoch, offset, process.world_size, process.rank)
-                for view_a, view_b, labels, _ in make_loader(dataset, sampler, config.data.workers, device.type == "cuda"):
+                for view_a, view_b, labels in batches.epoch(sampler):
                     lr = warmup_cosine_lr(state.step, total_steps, warmup_steps, top_lr)
                     set_lr(state.optimizer, lr)
-                    stats = train_step(state, view_a, view_b, labels, t.temperature, amp_dtype, config.optim.grad_clip, t.channels_last)
+                    stats = train_step(state, view_a, view_b, labels, t.temperature, amp_dtype, config.optim.grad_clip,
+                                       t.channels_last, t.loss_chunk_rows)
                     state.step += 1
                     progress.update(1)
                     pending.add(state.step, epoch, lr, stats)
@@ -216,6 +232,7 @@ def _pretrain(config: Config, resume: bool, process: distributed.Process) -> dic
         "images_per_second": round((state.step - first_step) * t.batch_size / max(elapsed, 1e-9), 1),
         "processes": process.world_size,
         "stopped_by": stopped_by,
+        "skipped_images": len(data.skipped),
     }
     if logger:
         logger.close()
@@ -231,10 +248,19 @@ def _pretrain(config: Config, resume: bool, process: distributed.Process) -> dic
 
 def _check_finite(row: dict[str, Any], run_dir: Path, top_lr: float, amp_dtype: torch.dtype | None) -> None:
     """Stop at the first non-finite loss, naming the step and the usual causes."""
-    if math.isfinite(row["loss"]):
-        return
+    if not math.isfinite(row["loss"]):
+        _stop_non_finite(f"loss became {row['loss']} at step {row['step']}", run_dir, top_lr, amp_dtype)
+
+
+def _check_finite_weights(model: nn.Module, step: int, run_dir: Path, top_lr: float, amp_dtype: torch.dtype | None) -> None:
+    """Step s's loss is computed before its update, so the update (or BatchNorm's statistics) can still overflow."""
+    if not torch.stack([t.isfinite().all() for t in model.state_dict().values() if t.is_floating_point()]).all():
+        _stop_non_finite(f"weights became non-finite at step {step}", run_dir, top_lr, amp_dtype)
+
+
+def _stop_non_finite(what: str, run_dir: Path, top_lr: float, amp_dtype: torch.dtype | None) -> None:
     causes = f"the learning rate may be too high (peak {top_lr:.4g}; try a lower --lr or --grad-clip)"
     if amp_dtype == torch.float16:
         causes += ", or fp16 overflowed (try --precision bf16 or fp32)"
-    raise SimCLRError(f"loss became {row['loss']} at step {row['step']}: {causes}; "
+    raise SimCLRError(f"{what}: {causes}; "
                       f"the checkpoints in '{run_dir / 'checkpoints'}' from before it are kept")

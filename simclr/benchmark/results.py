@@ -1,0 +1,65 @@
+"""``benchmarks/results.jsonl`` (every measurement, newest per configuration) and the RESULTS.md made from it.
+
+Rows from different machines live side by side: a new measurement replaces only the row
+with the same benchmark, device and settings.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+_KEYS = {
+    "augment": ("device", "image_size", "source_size", "batch_size", "threads"),
+    "loss": ("device", "batch_size", "dim", "chunk_rows"),
+    "pretrain": ("device", "arch", "image_size", "batch_size", "precision", "pipeline", "threads", "workers"),
+}
+
+_TABLES = {
+    "augment": ("Two-view augmentation, images/s (batched vs torchvision v2 per image, same ops and sizes)",
+                ["device", "image_size", "source_size", "batch_size", "threads", "batched_images_per_s",
+                 "torchvision_images_per_s", "per_image_images_per_s", "ratio"]),
+    "loss": ("NT-Xent forward+backward (N pairs, 128-d, fp32)",
+             ["device", "batch_size", "chunk_rows", "ms_forward_backward", "logits_matrix_gib", "peak_memory_gib"]),
+    "pretrain": ("Pretraining images/s against the bare encoder's forward+backward on the same two-view batch",
+                 ["device", "arch", "image_size", "batch_size", "precision", "pipeline", "threads", "workers",
+                  "bare_images_per_s", "end_to_end_images_per_s", "ratio", "peak_memory_gib"]),
+}
+
+
+def _identity(row: dict[str, Any]) -> tuple:
+    return (row["benchmark"], *(row.get(key) for key in _KEYS[row["benchmark"]]))
+
+
+def record(rows: list[dict[str, Any]], directory: Path) -> Path:
+    """Merge ``rows`` into ``directory/results.jsonl`` and rewrite ``directory/RESULTS.md``; returns the latter."""
+    directory.mkdir(parents=True, exist_ok=True)
+    store = directory / "results.jsonl"
+    kept = [json.loads(line) for line in store.read_text().splitlines() if line.strip()] if store.exists() else []
+    replaced = {_identity(row) for row in rows}
+    merged = [row for row in kept if _identity(row) not in replaced] + rows
+    store.write_text("".join(json.dumps(row) + "\n" for row in merged))
+    markdown = directory / "RESULTS.md"
+    markdown.write_text(render(merged))
+    return markdown
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    lines = ["# Benchmarks", "",
+             "Written by `simclr bench` from `results.jsonl` (newest row per configuration; machines side by side).",
+             "Images/s count source images, each giving two views. Ratios compare figures taken in one run on one machine.",
+             ""]
+    for benchmark, (title, columns) in _TABLES.items():
+        selected = [row for row in rows if row["benchmark"] == benchmark]
+        if not selected:
+            continue
+        lines += [f"## {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        for row in selected:
+            lines.append("| " + " | ".join("" if row.get(c) is None else str(row.get(c)) for c in columns) + " |")
+        lines.append("")
+    lines.append(f"Last written with torch {torch.__version__}, Python {platform.python_version()}.")
+    return "\n".join(lines) + "\n"

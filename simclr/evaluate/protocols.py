@@ -1,0 +1,140 @@
+"""The paper's evaluation protocols assembled from a config: each returns one ``ResultRow``.
+
+- linear (B.6): frozen encoder, linear classifier on h; SGD on cached features (fast path,
+  default on CPU), SGD on crop+flip views through the frozen encoder (the paper's way), or
+  L-BFGS logistic regression to convergence.
+- kNN: weighted cosine kNN on frozen h.
+- finetune (B.5): the whole network from the pretrained encoder (optionally from the first
+  projection-head layer, as SimCLR v2) on a class-balanced, seeded fraction of the labels.
+- supervised: the same architecture from a fresh initialisation, same subset, same budget.
+
+Every protocol trains for a fixed budget and reports its last epoch on the test split.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, Subset
+
+from simclr.augment import ViewTransform
+from simclr.config import Config
+from simclr.data import DataSplits, balanced_subset
+from simclr.evaluate.classifier import (
+    Standardize,
+    build_classifier,
+    classifier_accuracy,
+    count_parameters,
+    crop_flip,
+    train_classifier,
+)
+from simclr.evaluate.knn import knn_evaluate
+from simclr.evaluate.linear import linear_evaluate
+from simclr.evaluate.linear_sgd import linear_sgd_evaluate, standardisation
+from simclr.evaluate.results import ResultRow
+from simclr.models import SimCLR
+from simclr.train.build import build_model
+
+Features = tuple[Tensor, Tensor]  # (h [N, D] fp32 on CPU, labels [N] int64)
+
+
+def finetune_epochs(fraction: float, configured: int | None) -> int:
+    """``configured``, else the paper's budget (B.5): 60 epochs for <= 1 % of the labels, 30 above."""
+    if configured is not None:
+        return configured
+    return 60 if fraction <= 0.01 else 30
+
+
+def dataset_labels(dataset: Dataset) -> list[int]:
+    """Labels of every item in order; read from ``.labels`` when the dataset keeps them."""
+    labels = getattr(dataset, "labels", None)
+    if labels is not None:
+        return [int(label) for label in labels]
+    return [int(dataset[i][1]) for i in range(len(dataset))]  # type: ignore[arg-type]
+
+
+def labelled_subset(dataset: Dataset, fraction: float, seed: int) -> Subset:
+    """The class-balanced, seeded ``fraction`` of ``dataset`` (``balanced_subset``): same seed, same images."""
+    return Subset(dataset, balanced_subset(dataset_labels(dataset), fraction, seed))
+
+
+def fresh_model(config: Config, data: DataSplits) -> SimCLR:
+    """The config's network, freshly initialised from the run seed (the supervised baseline's start)."""
+    torch.manual_seed(config.train.seed)
+    return build_model(config, data.mean, data.std)
+
+
+def _views(config: Config) -> ViewTransform:
+    a = config.augment
+    return crop_flip(config.data.image_size, tuple(a.crop_scale), tuple(a.crop_ratio), a.flip_p)
+
+
+def linear_weight_decay(config: Config) -> float:
+    """``eval.linear_weight_decay``, else 0 for SGD (paper B.6) and 1e-4 for L-BFGS (keeps the optimum finite)."""
+    ev = config.eval
+    if ev.linear_weight_decay is not None:
+        return ev.linear_weight_decay
+    return 0.0 if ev.linear_solver == "sgd" else 1e-4
+
+
+def linear_row(model: SimCLR, config: Config, data: DataSplits, device: torch.device, train: Features, test: Features, encoder: str) -> ResultRow:
+    """Linear evaluation on the frozen encoder; ``train`` / ``test`` are its cached features."""
+    ev, seed, started = config.eval, config.train.seed, time.perf_counter()
+    decay = linear_weight_decay(config)
+    views = ev.linear_views if ev.linear_views != "auto" else ("cached" if device.type == "cpu" else "augmented")
+    details: dict = {"solver": ev.linear_solver, "weight_decay": decay}
+    epochs: int | None = ev.linear_epochs
+    if ev.linear_solver == "lbfgs":
+        scores = linear_evaluate(*train, *test, data.num_classes, decay, ev.linear_max_iter)
+        epochs, details["max_iter"] = None, ev.linear_max_iter
+    elif views == "cached":
+        scores = linear_sgd_evaluate(*train, *test, data.num_classes, ev.linear_epochs, ev.linear_batch_size, ev.linear_lr, decay, seed)
+    else:
+        torch.manual_seed(seed)
+        network = build_classifier(model, data.num_classes, frozen=True, neck=Standardize(*standardisation(train[0])))
+        details.update(train_classifier(network, data.train, _views(config), ev.linear_epochs, ev.linear_batch_size, ev.linear_lr, decay, seed, device, config.data.workers or 0))
+        scores = classifier_accuracy(network, data.test, config.data.image_size, device, ev.batch_size, config.data.workers or 0)
+    if ev.linear_solver == "sgd":
+        details.update(views=views, batch_size=ev.linear_batch_size, base_lr=ev.linear_lr)
+    details.update({k: v for k, v in scores.items() if k not in ("top1", "top5")})
+    params = count_parameters(model.encoder) + (model.feature_dim + 1) * data.num_classes
+    return ResultRow("linear", encoder, scores["top1"], scores["top5"], 1.0, epochs, params, len(train[1]),
+                     round(time.perf_counter() - started, 1), details)
+
+
+def knn_row(model: SimCLR, config: Config, data: DataSplits, train: Features, test: Features, encoder: str) -> ResultRow:
+    """Weighted kNN of the test features against the training features (no training: epochs None)."""
+    started = time.perf_counter()
+    scores = knn_evaluate(*train, *test, data.num_classes, config.eval.knn_k, config.eval.knn_temperature)
+    return ResultRow("knn", encoder, scores["top1"], scores["top5"], 1.0, None, count_parameters(model.encoder), len(train[1]),
+                     round(time.perf_counter() - started, 1), {"k": config.eval.knn_k, "temperature": config.eval.knn_temperature})
+
+
+def _train_end_to_end(protocol: str, start: SimCLR, encoder: str, config: Config, data: DataSplits, fraction: float,
+                      device: torch.device, from_head_layer: int, base_lr: float, weight_decay: float) -> ResultRow:
+    ev, seed, workers, started = config.eval, config.train.seed, config.data.workers or 0, time.perf_counter()
+    subset = labelled_subset(data.train, fraction, seed)
+    epochs = finetune_epochs(fraction, ev.finetune_epochs)
+    torch.manual_seed(seed)  # the new linear layer's initialisation
+    network = build_classifier(start, data.num_classes, from_head_layer)
+    stats = train_classifier(network, subset, _views(config), epochs, ev.finetune_batch_size, base_lr, weight_decay, seed, device, workers)
+    scores = classifier_accuracy(network, data.test, config.data.image_size, device, ev.batch_size, workers)
+    details = {"from_head_layer": from_head_layer, "batch_size": min(ev.finetune_batch_size, len(subset)),
+               "base_lr": base_lr, "weight_decay": weight_decay, **stats}
+    return ResultRow(protocol, encoder, scores["top1"], scores["top5"], fraction, epochs, count_parameters(network), len(subset),
+                     round(time.perf_counter() - started, 1), details)
+
+
+def finetune_row(model: SimCLR, config: Config, data: DataSplits, fraction: float, device: torch.device, encoder: str = "SimCLR") -> ResultRow:
+    """Fine-tune a copy of ``model`` (``eval.from_head_layer`` head layers kept) on ``fraction`` of the labels."""
+    ev = config.eval
+    return _train_end_to_end("finetune", model, encoder, config, data, fraction, device, ev.from_head_layer, ev.finetune_lr, ev.finetune_weight_decay)
+
+
+def supervised_row(config: Config, data: DataSplits, fraction: float, device: torch.device) -> ResultRow:
+    """Train the config's encoder + a linear layer from scratch on ``fraction`` of the labels, same budget."""
+    ev = config.eval
+    return _train_end_to_end("supervised", fresh_model(config, data), "none (from scratch)", config, data, fraction, device, 0,
+                             ev.supervised_lr, ev.supervised_weight_decay)
