@@ -52,6 +52,7 @@ def render(rows: list[dict[str, Any]]) -> str:
     lines = ["# Benchmarks", "",
              "Written by `simclr bench` from `results.jsonl` (newest row per configuration; machines side by side).",
              "Images/s count source images, each giving two views. Ratios compare figures taken in one run on one machine.",
+             "A device without rows was not measured (GPU rows come from running `simclr bench` on a CUDA machine).",
              ""]
     for benchmark, (title, columns) in _TABLES.items():
         selected = [row for row in rows if row["benchmark"] == benchmark]
