@@ -7,7 +7,8 @@ The parts of the method, usable in your own training loop::
 and a trained encoder in yours: ``simclr.load_encoder(path)`` (images in [0,1] -> h).
 """
 
-from simclr.augment import EvalTransform, TwoViewTransform, ViewTransform
+from simclr import distributed
+from simclr.augment import BatchedTwoViewTransform, EvalTransform, TwoViewTransform, ViewTransform
 from simclr.config import Config
 from simclr.errors import SimCLRError
 from simclr.export import ImageEncoder, load_encoder
@@ -18,6 +19,7 @@ from simclr.optim import LARS
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchedTwoViewTransform",
     "LARS",
     "Config",
     "EvalTransform",
@@ -29,6 +31,7 @@ __all__ = [
     "ViewTransform",
     "build_encoder",
     "build_simclr",
+    "distributed",
     "load_encoder",
     "nt_xent",
 ]
