@@ -52,10 +52,22 @@ def linear_evaluate(
 ) -> dict[str, float]:
     """Train on the train features, report top-1 / top-5 on the test features (no selection on test)."""
     train_features, test_features = train_features.float(), test_features.float()
-    weight, bias, mean, std = fit_logistic_regression(train_features, train_labels, num_classes, weight_decay, max_iter)
-    with torch.no_grad():
-        test_scores = ((test_features - mean) / std) @ weight.T + bias
-        train_scores = ((train_features - mean) / std) @ weight.T + bias
+    classifier = fit_logistic_regression(train_features, train_labels, num_classes, weight_decay, max_iter)
+    return score_linear(classifier, train_features, train_labels, test_features, test_labels)
+
+
+@torch.no_grad()
+def score_linear(
+    classifier: tuple[Tensor, Tensor, Tensor, Tensor],
+    train_features: Tensor,
+    train_labels: Tensor,
+    test_features: Tensor,
+    test_labels: Tensor,
+) -> dict[str, float]:
+    """Test top-1 / top-5 and train top-1 of a (weight [C,D], bias [C], mean [D], std [D]) classifier."""
+    weight, bias, mean, std = classifier
+    test_scores = ((test_features - mean) / std) @ weight.T + bias
+    train_scores = ((train_features - mean) / std) @ weight.T + bias
     return {
         "top1": topk_accuracy(test_scores, test_labels, 1),
         "top5": topk_accuracy(test_scores, test_labels, 5),

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from simclr.evaluate.knn import topk_accuracy
+from simclr.evaluate.linear import score_linear
 from simclr.optim import set_lr, warmup_cosine_lr
 
 LINEAR_SOLVERS: tuple[str, ...] = ("sgd", "lbfgs")
@@ -86,13 +86,5 @@ def linear_sgd_evaluate(
 ) -> dict[str, float]:
     """Train on the train features [N, D] for a fixed budget, report top-1 / top-5 on the test ones [M, D]."""
     train_features, test_features = train_features.float(), test_features.float()
-    weight, bias, mean, std = fit_linear_sgd(
-        train_features, train_labels, num_classes, epochs, batch_size, base_lr, weight_decay, seed=seed)
-    with torch.no_grad():
-        test_scores = ((test_features - mean) / std) @ weight.T + bias
-        train_scores = ((train_features - mean) / std) @ weight.T + bias
-    return {
-        "top1": topk_accuracy(test_scores, test_labels, 1),
-        "top5": topk_accuracy(test_scores, test_labels, 5),
-        "train_top1": topk_accuracy(train_scores, train_labels, 1),
-    }
+    classifier = fit_linear_sgd(train_features, train_labels, num_classes, epochs, batch_size, base_lr, weight_decay, seed=seed)
+    return score_linear(classifier, train_features, train_labels, test_features, test_labels)
