@@ -1,4 +1,4 @@
-"""``simclr`` command line: pretrain, linear-eval, knn, demo."""
+"""``simclr`` command line: pretrain, linear-eval, knn and demo here; evaluate, finetune, supervised, report, embed, export and bench in the modules of COMMAND_MODULES."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import logging
 import sys
 from pathlib import Path
 
-from simclr.cli.options import Parser, add_pretrain_options, config_from_args, print_json_last, resume_base
+from simclr.cli.options import (
+    Parser,
+    add_pretrain_options,
+    config_from_args,
+    print_json_last,
+    resume_base,
+)
 from simclr.errors import SimCLRError
 
 # Modules under simclr/cli/ exposing ``add_parsers(commands)``; each parser they add sets
