@@ -82,6 +82,7 @@ def write_report(
 
 def _summary(config: Config, rows: list[dict[str, Any]], source: str, data: DataSplits) -> str:
     last = {key: next((r[key] for r in reversed(rows) if r.get(key) is not None), "–") for key in ("step", "epoch", "loss", "contrastive_acc", "probe_acc", "knn_top1")}
+    last = {key: round(value, 4) if isinstance(value, float) else value for key, value in last.items()}
     m, t, o = config.model, config.train, config.optim
     facts = [
         ("data", f"{data.name} ({config.data.image_size} px, {len(data.pretrain)} pretraining images, {data.num_classes} classes)"),

@@ -51,7 +51,7 @@ def _cell(value: object) -> str:
 
 
 def markdown(text: str) -> str:
-    """Markdown as it is: pipe tables become HTML tables, headings headings, the rest <pre>."""
+    """Markdown as it is: pipe tables become HTML tables, headings headings, "- " lines a list, the rest <pre>."""
     blocks: list[str] = []
     lines = text.splitlines()
     i = 0
@@ -64,6 +64,13 @@ def markdown(text: str) -> str:
                 i += 1
             body = [r for r in rows if not all(set(c) <= set(":- ") and c for c in r)]  # drop |---|:--:| rows
             blocks.append(table([tuple(r) for r in body[1:]], tuple(body[0])) if body else "")
+            continue
+        if line.startswith("- "):
+            items = []
+            while i < len(lines) and lines[i].startswith("- "):
+                items.append(f"<li>{esc(lines[i][2:].strip())}</li>")
+                i += 1
+            blocks.append("<ul>" + "".join(items) + "</ul>")
             continue
         if line.startswith("#"):
             blocks.append(f"<h3>{esc(line.lstrip('#').strip())}</h3>")
