@@ -30,22 +30,9 @@ from torch.nn.parallel import DistributedDataParallel
 from simclr.errors import SimCLRError
 
 __all__ = [
-    "GlobalBatchNorm",
-    "Process",
-    "all_reduce_mean",
-    "all_reduce_sum",
-    "any_rank",
-    "barrier",
-    "broadcast_object",
-    "check_same_on_all_ranks",
-    "gather_in_order",
-    "gather_with_grad",
-    "is_main",
-    "rank",
-    "session",
-    "shard",
-    "world_size",
-    "wrap_model",
+    "GlobalBatchNorm", "Process", "all_reduce_mean", "all_reduce_sum", "any_rank", "barrier",
+    "broadcast_object", "check_same_on_all_ranks", "gather_in_order", "gather_with_grad", "is_main", "rank",
+    "session", "shard", "world_size", "wrap_model",
 ]
 
 
