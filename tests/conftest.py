@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 TINY_ARGS = [
@@ -30,3 +31,12 @@ def make_image_folder(root: Path, classes: int = 2, per_class: int = 12, size: i
 @pytest.fixture
 def tiny_folder(tmp_path: Path) -> Path:
     return make_image_folder(tmp_path / "images")
+
+
+@pytest.fixture
+def one_thread():
+    # Small tensors: on a shared, busy machine two OpenMP threads mostly wait for each other.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import torch
 import torch.nn.functional as F
+from _images import identity_params
 from _images import random_image as _image
 
-from simclr.augment import ViewParams, ViewTransform, make_generator
+from simclr.augment import ViewTransform, make_generator
 from simclr.errors import SimCLRError
-
-
-def _identity(h: int, w: int, **changes: object) -> ViewParams:
-    """Params that only crop the full image; ``changes`` switch individual ops on."""
-    base = ViewParams(
-        crop=(0, 0, h, w), flip=False, color_applied=False, color_order=(0, 1, 2, 3),
-        brightness=1.0, contrast=1.0, saturation=1.0, hue=0.0, grayscale=False,
-        blur_applied=False, blur_sigma=0.0, solarize=False,
-    )  # fmt: skip
-    return replace(base, **changes)
-
 
 # ---------------------------------------------------------------- shapes
 
@@ -42,7 +30,7 @@ def test_output_shape_dtype_range(hw: tuple[int, int], size: int) -> None:
 
 def test_identity_params_equal_plain_resize() -> None:
     img = _image(50, 70)
-    out = ViewTransform(32).apply(img, _identity(50, 70))
+    out = ViewTransform(32).apply(img, identity_params(50, 70))
     expected = F.interpolate(img[None].float() / 255, size=(32, 32), mode="bilinear",
                              align_corners=False, antialias=True)[0]  # fmt: skip
     torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
@@ -50,15 +38,15 @@ def test_identity_params_equal_plain_resize() -> None:
 
 def test_crop_selects_region() -> None:
     img = _image(40, 50)
-    out = ViewTransform(16).apply(img, _identity(40, 50, crop=(3, 5, 16, 16)))
+    out = ViewTransform(16).apply(img, identity_params(40, 50, crop=(3, 5, 16, 16)))
     torch.testing.assert_close(out, img[:, 3:19, 5:21].float() / 255, atol=1e-7, rtol=0)
 
 
 def test_flip_and_grayscale() -> None:
     t, img = ViewTransform(24), _image(30, 40)
-    plain = t.apply(img, _identity(30, 40))
-    assert torch.equal(t.apply(img, _identity(30, 40, flip=True)), torch.flip(plain, dims=[-1]))
-    gray = t.apply(img, _identity(30, 40, grayscale=True))
+    plain = t.apply(img, identity_params(30, 40))
+    assert torch.equal(t.apply(img, identity_params(30, 40, flip=True)), torch.flip(plain, dims=[-1]))
+    gray = t.apply(img, identity_params(30, 40, grayscale=True))
     assert torch.equal(gray[0], gray[1]) and torch.equal(gray[1], gray[2])
     luma = 0.299 * plain[0] + 0.587 * plain[1] + 0.114 * plain[2]
     torch.testing.assert_close(gray[0], luma, atol=2e-3, rtol=0)
@@ -76,12 +64,12 @@ def test_color_ops_match_their_formulas_and_order() -> None:
         return (c * y + (1 - c) * mean).clamp(0, 1)
 
     on = {"color_applied": True, "brightness": 1.7, "contrast": 0.4}
-    bc = t.apply(img, _identity(16, 16, color_order=(0, 1, 2, 3), **on))
-    cb = t.apply(img, _identity(16, 16, color_order=(1, 3, 2, 0), **on))
+    bc = t.apply(img, identity_params(16, 16, color_order=(0, 1, 2, 3), **on))
+    cb = t.apply(img, identity_params(16, 16, color_order=(1, 3, 2, 0), **on))
     torch.testing.assert_close(bc, contrast(bright(x, 1.7), 0.4), atol=1e-5, rtol=0)
     torch.testing.assert_close(cb, bright(contrast(x, 0.4), 1.7), atol=1e-5, rtol=0)
     assert not torch.allclose(bc, cb, atol=1e-3)
-    desat = t.apply(img, _identity(16, 16, color_applied=True, saturation=0.0))
+    desat = t.apply(img, identity_params(16, 16, color_applied=True, saturation=0.0))
     torch.testing.assert_close(desat[0], desat[1], atol=1e-6, rtol=0)
     torch.testing.assert_close(desat[1], desat[2], atol=1e-6, rtol=0)
 
@@ -92,7 +80,7 @@ def test_color_ops_match_their_formulas_and_order() -> None:
 def test_hue_rotates_red(hue: float, rgb: tuple[int, int, int]) -> None:
     red = torch.zeros(3, 8, 8, dtype=torch.uint8)
     red[0] = 255
-    out = ViewTransform(8).apply(red, _identity(8, 8, color_applied=True, hue=hue))
+    out = ViewTransform(8).apply(red, identity_params(8, 8, color_applied=True, hue=hue))
     expected = torch.tensor(rgb, dtype=torch.float32)[:, None, None].expand(3, 8, 8)
     torch.testing.assert_close(out, expected, atol=1e-4, rtol=0)
 
@@ -100,7 +88,7 @@ def test_hue_rotates_red(hue: float, rgb: tuple[int, int, int]) -> None:
 def test_blur_matches_reflect_padded_gaussian() -> None:
     t, img, sigma = ViewTransform(40, blur_kernel_frac=0.2), _image(40, 40), 1.3
     assert t.blur_kernel_size == 9
-    out = t.apply(img, _identity(40, 40, blur_applied=True, blur_sigma=sigma))
+    out = t.apply(img, identity_params(40, 40, blur_applied=True, blur_sigma=sigma))
     xs = torch.arange(9, dtype=torch.float32) - 4
     k1 = torch.exp(-(xs**2) / (2 * sigma**2))
     k1 = k1 / k1.sum()
@@ -124,7 +112,7 @@ def test_blur_on_tiny_output_runs() -> None:
 def test_solarize_inverts_at_or_above_threshold(threshold: int) -> None:
     img = torch.arange(256, dtype=torch.uint8).view(16, 16).expand(3, 16, 16).contiguous()
     t = ViewTransform(16, solarize_threshold=threshold)
-    out = t.apply(img, _identity(16, 16, solarize=True))
+    out = t.apply(img, identity_params(16, 16, solarize=True))
     p = img.float()
     expected = torch.where(p >= threshold, 255 - p, p) / 255
     torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
@@ -132,7 +120,7 @@ def test_solarize_inverts_at_or_above_threshold(threshold: int) -> None:
 
 def test_apply_rejects_crop_outside_image() -> None:
     with pytest.raises(SimCLRError, match="crop"):
-        ViewTransform(8).apply(_image(10, 10), _identity(10, 10, crop=(5, 0, 6, 10)))
+        ViewTransform(8).apply(_image(10, 10), identity_params(10, 10, crop=(5, 0, 6, 10)))
 
 
 # ---------------------------------------------------------------- argument checks

@@ -5,6 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from simclr.benchmark.augment import bench_augmentation, main
+from simclr.errors import SimCLRError
+
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "bench.py"
 
 
@@ -28,3 +33,19 @@ def test_bench_prints_json_lines_and_merges_results(tmp_path):
     subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
     stored = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert len(stored) == len(rows) + 1
+
+
+def test_bench_augmentation_reports_rates_and_ratio(capsys: pytest.CaptureFixture[str]) -> None:
+    row = bench_augmentation(16, 8, "cpu", 1, 0.3)
+    rates = [row[f"{k}_images_per_s"] for k in ("batched", "torchvision", "per_image")]
+    assert all(isinstance(r, float) and r > 0 for r in rates)
+    assert row["ratio"] == pytest.approx(rates[0] / rates[1], rel=0.02)
+    assert row["source_size"] == 16 and row["threads"] == 1
+    assert main(["--image-size", "8", "--batch-size", "4", "--seconds", "0.2", "--device", "cpu",
+                 "--threads", "1"]) == 0  # fmt: skip
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["image_size"] == 8
+    with pytest.raises(SimCLRError, match="batch_size"):
+        bench_augmentation(16, 0, "cpu", 1, 0.3)
+    with pytest.raises(SimCLRError, match="device"):
+        bench_augmentation(16, 4, "nonsense", 1, 0.3)
