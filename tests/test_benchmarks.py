@@ -1,4 +1,4 @@
-"""`simclr bench` runs every suite, prints JSON lines and merges its rows into RESULTS.md."""
+"""`simclr bench` runs its suites, prints JSON lines and merges its rows into RESULTS.md."""
 
 import json
 import subprocess
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from simclr.benchmark.augment import bench_augmentation, main
+from simclr.benchmark.folder import steady_rate
 from simclr.errors import SimCLRError
 
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "bench.py"
@@ -17,7 +18,8 @@ def test_bench_prints_json_lines_and_merges_results(tmp_path):
     (tmp_path / "results.jsonl").write_text(json.dumps(
         {"benchmark": "pretrain", "device": "Some GPU", "arch": "resnet50", "image_size": 224, "batch_size": 256,
          "precision": "bf16", "pipeline": "batched", "threads": 16, "workers": 8, "ratio": 0.95}) + "\n")
-    command = [sys.executable, str(SCRIPT), "--quick", "--device", "cpu", "--threads", "1", "--results-dir", str(tmp_path)]
+    command = [sys.executable, str(SCRIPT), "--quick", "--suite", "augment,loss,pretrain", "--device", "cpu", "--threads", "1",
+               "--results-dir", str(tmp_path)]
     out = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True).stdout
     rows = [json.loads(line) for line in out.strip().splitlines()]
     assert {row["benchmark"] for row in rows} == {"augment", "loss", "pretrain"}
@@ -33,6 +35,42 @@ def test_bench_prints_json_lines_and_merges_results(tmp_path):
     subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
     stored = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert len(stored) == len(rows) + 1
+
+
+def test_bench_folder_suite_measures_both_comparisons(tmp_path):
+    command = [sys.executable, str(SCRIPT), "--quick", "--suite", "folder", "--device", "cpu", "--threads", "1",
+               "--results-dir", str(tmp_path)]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True).stdout
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert [(row["benchmark"], row.get("pipeline")) for row in rows] == [
+        ("folder", "auto"), ("folder", "per_image"), ("folder_demo", None)]
+    setting = {"device", "threads", "workers", "image_size", "batch_size", "steps", "warmup_steps", "images"}
+    for row in rows[:2]:
+        assert setting | {"source_sizes", "arch", "ran_as"} <= row.keys()
+        assert row["simclr_images_per_s"] > 0 and row["standard_images_per_s"] > 0
+        assert row["ratio"] == pytest.approx(row["simclr_images_per_s"] / row["standard_images_per_s"], rel=0.05, abs=0.01)
+        assert (row["threads"], row["workers"], row["source_sizes"]) == (1, 1, "50x38,38x50,64x48")
+    assert rows[0]["ran_as"] in ("batched", "per_image") and rows[1]["ran_as"] == "per_image"
+    demo = rows[2]
+    assert setting | {"folder_pipeline", "memory_pipeline"} <= demo.keys()
+    assert demo["folder_images_per_s"] > 0 and demo["memory_images_per_s"] > 0 and demo["memory_pipeline"] == "batched"
+    assert demo["ratio"] == pytest.approx(demo["folder_images_per_s"] / demo["memory_images_per_s"], rel=0.05, abs=0.01)
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "## Pretraining on a folder of JPEG photos" in text and "| 50x38,38x50,64x48 |" in text
+    assert "## The demo's pretraining on mnist5k as a folder of PNGs" in text and "| demo | resnet18 x0.25 | 28 |" in text
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 3
+
+
+def test_steady_rate_subtracts_the_fastest_short_run_from_the_fastest_long_run():
+    calls = []
+
+    def seconds_for(steps: int) -> float:  # 3 s of start-up, 0.5 s a step; the first run and one long run delayed
+        calls.append(steps)
+        return 3.0 + 0.5 * steps + (4.0 if len(calls) in (1, 4) else 0.0)
+
+    assert steady_rate(seconds_for, 2, 8, 32, repeats=2) == pytest.approx(8 * 32 / (0.5 * 8))
+    assert calls == [2, 10, 2, 10]
+    assert steady_rate(lambda steps: 1.0, 1, 1, 4, repeats=1) == pytest.approx(4 / 0.1)  # never faster than the timer resolves
 
 
 def test_bench_augmentation_reports_rates_and_ratio(capsys: pytest.CaptureFixture[str]) -> None:

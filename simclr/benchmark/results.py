@@ -17,6 +17,8 @@ _KEYS = {
     "augment": ("device", "image_size", "source_size", "batch_size", "threads"),
     "loss": ("device", "batch_size", "dim", "chunk_rows"),
     "pretrain": ("device", "arch", "image_size", "batch_size", "precision", "pipeline", "threads", "workers"),
+    "folder": ("device", "arch", "image_size", "source_sizes", "batch_size", "precision", "pipeline", "threads", "workers"),
+    "folder_demo": ("device", "preset", "batch_size", "threads", "workers"),
 }
 
 _TABLES = {
@@ -28,6 +30,13 @@ _TABLES = {
     "pretrain": ("Pretraining images/s against the bare encoder's forward+backward on the same two-view batch",
                  ["device", "arch", "image_size", "batch_size", "precision", "pipeline", "threads", "workers",
                   "bare_images_per_s", "end_to_end_images_per_s", "ratio", "peak_memory_gib"]),
+    "folder": ("Pretraining on a folder of JPEG photos, images/s: simclr against a standard loader (DataLoader, PIL, "
+               "torchvision v2 per image) feeding the same network, NT-Xent and LARS",
+               ["device", "arch", "image_size", "source_sizes", "images", "batch_size", "steps", "precision", "pipeline", "ran_as",
+                "threads", "workers", "simclr_images_per_s", "standard_images_per_s", "ratio"]),
+    "folder_demo": ("The demo's pretraining on mnist5k as a folder of PNGs against the same digits in memory, images/s",
+                    ["device", "preset", "arch", "image_size", "images", "batch_size", "steps", "threads", "workers",
+                     "folder_pipeline", "memory_pipeline", "folder_images_per_s", "memory_images_per_s", "ratio"]),
 }
 
 

@@ -1,4 +1,4 @@
-"""``simclr bench``: augmentation, loss and pretraining throughput as JSON lines and RESULTS.md."""
+"""``simclr bench``: augmentation, loss, pretraining and image-folder throughput as JSON lines and RESULTS.md."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ import torch
 
 from simclr.errors import SimCLRError
 
-SUITES = ("augment", "loss", "pretrain")
+SUITES = ("augment", "loss", "pretrain", "folder")
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser(
-        "bench", help="measure augmentation, loss and pretraining speed",
+        "bench", help="measure augmentation, loss, pretraining and image-folder pretraining speed",
         description="Print one JSON line per measurement and update RESULTS.md (and results.jsonl) in --results-dir. "
-                    "Defaults: CPU runs resnet18 (CIFAR stem, 32 px); CUDA also runs resnet50 at 224 px in bf16.",
+                    "Defaults: CPU runs resnet18 (CIFAR stem, 32 px); CUDA also runs resnet50 at 224 px in bf16. "
+                    "The folder suite has fixed sizes (simclr.benchmark.folder; about 5 minutes on 2 CPU cores).",
     )
     bench.add_argument("--suite", default=",".join(SUITES), help=f"comma-separated subset of {', '.join(SUITES)}")
     bench.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -40,6 +41,7 @@ def _emit(row: dict, rows: list[dict]) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     from simclr.benchmark.augment import bench_augmentation
+    from simclr.benchmark.folder import bench_folders
     from simclr.benchmark.loss import bench_loss
     from simclr.benchmark.pretrain import bench_pretrain
     from simclr.benchmark.results import record
@@ -79,6 +81,9 @@ def run_bench(args: argparse.Namespace) -> int:
         for arch, width, size, precision in cases:
             row = bench_pretrain(arch, width, size, batch, str(device), precision, workers=args.workers, steps=steps,
                                  warmup=1 if args.quick else 2, channels_last=cuda, compile_model=args.compile)
+            _emit(row, rows)
+    if "folder" in suites:
+        for row in bench_folders(str(device), args.quick):
             _emit(row, rows)
     path = record(rows, args.results_dir)
     print(f"results: {path}", file=sys.stderr)
