@@ -1,15 +1,16 @@
-"""Small image helpers shared by the augment and data test files."""
+"""Small image and view-parameter helpers shared by the augment and data test files."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from simclr.augment import ViewParams, ViewTransform, make_generator
+from simclr.augment import ViewParams
 
 
 def random_image(h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -36,24 +37,45 @@ def natural_images(n: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
     return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
-def per_image_params(
-    view_a: ViewTransform, view_b: ViewTransform, seeds: list[int], h: int, w: int
-) -> list[tuple[ViewParams, ViewParams]]:
-    """What TwoViewTransform draws: both views from one generator per seed, a then b."""
-    out = []
-    for seed in seeds:
-        g = make_generator(seed)
-        out.append((view_a.sample(h, w, g), view_b.sample(h, w, g)))
-    return out
+_DTYPES = {"crop": np.int64, "color_order": np.int64}
+_FLAGS = {"flip", "color_applied", "grayscale", "blur_applied", "solarize"}
 
 
+def identity_params(h: int | None, w: int | None, **changes: object) -> ViewParams:
+    """One row of params that only crop the full h x w image (``h=None``: no crop, the image
+    is the view already); ``changes`` (scalars, tuples) switch individual ops on."""
+    base: dict[str, object] = {
+        "crop": None if h is None else (0, 0, h, w), "flip": False, "color_applied": False,
+        "color_order": (0, 1, 2, 3), "brightness": 1.0, "contrast": 1.0, "saturation": 1.0,
+        "hue": 0.0, "grayscale": False, "blur_applied": False, "blur_sigma": 0.0,
+        "solarize": False,
+    }  # fmt: skip
+    base.update(changes)
+    rows = {}
+    for name, value in base.items():
+        dtype = _DTYPES.get(name, bool if name in _FLAGS else np.float64)
+        rows[name] = None if value is None else np.asarray(value, dtype=dtype)[None]
+    return ViewParams(**rows)  # type: ignore[arg-type]
 
-def identity_params(h: int, w: int, **changes: object) -> ViewParams:
-    """Params that only crop the full image; ``changes`` switch individual ops on."""
-    base = ViewParams(
-        crop=(0, 0, h, w), flip=False, color_applied=False, color_order=(0, 1, 2, 3),
-        brightness=1.0, contrast=1.0, saturation=1.0, hue=0.0, grayscale=False,
-        blur_applied=False, blur_sigma=0.0, solarize=False,
-    )  # fmt: skip
-    return replace(base, **changes)
 
+def stack_params(params: list[ViewParams]) -> ViewParams:
+    """Rows of several ViewParams, in order, as one ViewParams."""
+    out = {}
+    for f in fields(ViewParams):
+        parts = [getattr(p, f.name) for p in params]
+        out[f.name] = None if parts[0] is None else np.concatenate(parts)
+    return ViewParams(**out)
+
+
+def assert_params_equal(a: ViewParams, b: ViewParams, skip: tuple[str, ...] = ()) -> None:
+    """Every field of ``a`` and ``b`` (but ``skip``) identical: values, dtype and shape."""
+    assert len(a) == len(b)
+    for f in fields(ViewParams):
+        if f.name in skip:
+            continue
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if x is None or y is None:
+            assert x is None and y is None, f.name
+            continue
+        assert x.dtype == y.dtype and x.shape == y.shape, f.name
+        np.testing.assert_array_equal(x, y, err_msg=f.name)

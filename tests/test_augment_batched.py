@@ -1,32 +1,26 @@
 """simclr.augment.batched renders, to float rounding, the views the per-image pipeline renders
-from the same parameters; determinism, devices and errors."""
+for the same keys (and from the same parameters); determinism, devices and errors."""
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from _images import (
-    identity_params,
-    natural_images,
-    random_image,
-)
+from _images import identity_params, natural_images, random_image, stack_params
 
 from simclr.augment import (
     BatchedTwoViewTransform,
-    BatchViewParams,
     TwoViewTransform,
     ViewParams,
     ViewTransform,
     render_views,
+    sample_keys,
 )
 from simclr.errors import SimCLRError
 
-BIG_SEEDS = [2**32 + 7, 2**63 - 1, 2**64 - 1]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 # Rendering tolerance. The batched ops compute the same formulas in another order (resize
@@ -35,15 +29,31 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 ATOL = 1e-5
 
 
+def _keys(n: int, seed: int = 0) -> np.ndarray:
+    return sample_keys(seed, 3, np.arange(n))
+
+
+def _assert_close_up_to_solarize(ours: torch.Tensor, theirs: torch.Tensor, threshold: float) -> None:
+    """Equal within ATOL, except that a pixel within rounding of the solarize threshold may land
+    on either side (t or 1 - t): at most 2 such pixels per view."""
+    bad = (ours - theirs).abs() > ATOL
+    for v in (ours[bad], theirs[bad]):
+        near = torch.minimum((v - threshold).abs(), (v - (1 - threshold)).abs())
+        assert bool((near < ATOL).all()), f"{int(bad.sum())} pixels differ"
+    assert int(bad.sum()) <= 2
+
+
 # ---------------------------------------------------------------- rendering, op by op
 
 
-
 def _assert_rows_match(view: ViewTransform, images: torch.Tensor, ps: list[ViewParams]) -> None:
-    out = render_views(view, images, BatchViewParams.stack(ps))
+    stacked = stack_params(ps)
+    out = render_views(view, images, stacked)
     assert out.shape == (len(ps), 3, view.size, view.size) and out.dtype == torch.float32
     for i, p in enumerate(ps):
-        torch.testing.assert_close(out[i], view.apply(images[i], p), atol=ATOL, rtol=0)
+        expected = view.apply(images[i], p)
+        assert torch.equal(expected, view.apply(images[i], stacked, i))
+        torch.testing.assert_close(out[i], expected, atol=ATOL, rtol=0)
 
 
 def test_crop_resize_and_flip_match_per_image() -> None:
@@ -55,11 +65,25 @@ def test_crop_resize_and_flip_match_per_image() -> None:
     _assert_rows_match(ViewTransform(32), images, ps)  # shrinking, enlarging, scale 1, 1 px
     _assert_rows_match(ViewTransform(7), images, ps)
     # Against an independent reference too: interpolate on the cropped region.
-    out = render_views(ViewTransform(24), images, BatchViewParams.stack(ps))
-    t, l, ch, cw = crops[1]
-    crop = images[1:2, :, t : t + ch, l : l + cw].float() / 255
-    ref = F.interpolate(crop, size=(24, 24), mode="bilinear", antialias=True, align_corners=False)
-    torch.testing.assert_close(out[1], ref[0].flip(-1), atol=ATOL, rtol=0)
+    out = render_views(ViewTransform(24), images, stack_params(ps))
+    for i in (1, 2, 4):
+        t, l, ch, cw = crops[i]
+        crop = images[i : i + 1, :, t : t + ch, l : l + cw].float() / 255
+        ref = F.interpolate(crop, size=(24, 24), mode="bilinear", antialias=True, align_corners=False)[0]
+        torch.testing.assert_close(out[i], ref.flip(-1) if i % 2 else ref, atol=ATOL, rtol=0)
+
+
+def test_uncropped_params_flip_only_and_match_per_image() -> None:
+    # Views cropped by the loader (crop None): the batch only flips them, then photometrics.
+    images = natural_images(4, 16, 16, seed=4)
+    ps = [identity_params(None, None), identity_params(None, None, flip=True),
+          identity_params(None, None, flip=True, color_applied=True, color_order=(3, 1, 0, 2),
+                          brightness=1.3, contrast=0.7, saturation=1.5, hue=0.1),
+          identity_params(None, None, grayscale=True, solarize=True)]  # fmt: skip
+    _assert_rows_match(ViewTransform(16), images, ps)
+    out = render_views(ViewTransform(16), images, stack_params(ps))
+    assert torch.equal(out[0], images[0].float() / 255)
+    assert torch.equal(out[1], images[1].float().flip(-1) / 255)
 
 
 @pytest.mark.parametrize(
@@ -87,65 +111,129 @@ def test_grayscale_blur_solarize_match_per_image() -> None:
     images = natural_images(6, h, w, seed=2)
     images[5] = torch.arange(256, dtype=torch.uint8).repeat(7)[: h * w].view(h, w)  # all levels
     view = ViewTransform(40, blur_kernel_frac=0.2, solarize_threshold=200)
-    ps = [
-        identity_params(h, w, grayscale=True),
-        identity_params(h, w, blur_applied=True, blur_sigma=0.1),
-        identity_params(h, w, blur_applied=True, blur_sigma=2.0),
-        identity_params(h, w, blur_applied=True, blur_sigma=1.3, grayscale=True),
-        identity_params(h, w, solarize=True),
-        identity_params(h, w, solarize=True),  # pixels exactly on the threshold: must agree too
+    changes: list[dict[str, object]] = [
+        {"grayscale": True},
+        {"blur_applied": True, "blur_sigma": 0.1},
+        {"blur_applied": True, "blur_sigma": 2.0},
+        {"blur_applied": True, "blur_sigma": 1.3, "grayscale": True},
+        {"solarize": True},
+        {"solarize": True},  # pixels exactly on the threshold: must agree too
     ]
-    _assert_rows_match(view, images, ps)
-    _assert_rows_match(ViewTransform(3, blur_p=1.0), images, [replace(p, crop=(0, 0, 3, 3))
-                                                             for p in ps])  # fmt: skip
+    _assert_rows_match(view, images, [identity_params(h, w, **c) for c in changes])
+    tiny = [identity_params(h, w, crop=(0, 0, 3, 3), **c) for c in changes]
+    _assert_rows_match(ViewTransform(3, blur_p=1.0), images, tiny)
 
 
-def test_views_match_per_image_pipeline() -> None:
-    for size, hw, kwargs in [(32, (32, 32), {}), (64, (72, 90), {"solarize_p": 0.5})]:
-        view = ViewTransform(size, **kwargs)
-        images, seeds = natural_images(40, *hw, seed=size), [7 * i + 3 for i in range(40)]
-        a, b = BatchedTwoViewTransform(view)(images, seeds)
-        per_image = TwoViewTransform(view)
-        threshold = view.solarize_threshold / 255
-        for i, seed in enumerate(seeds):
-            for ours, theirs in zip((a[i], b[i]), per_image(images[i], seed)):
-                bad = (ours - theirs).abs() > ATOL
-                # The one allowed gap: a pixel within rounding of the solarize threshold may
-                # land on either side, giving t or 1 - t.
-                for v in (ours[bad], theirs[bad]):
-                    near = torch.minimum((v - threshold).abs(), (v - (1 - threshold)).abs())
-                    assert bool((near < ATOL).all()), f"seed {seed}: {int(bad.sum())} pixels"
-                assert int(bad.sum()) <= 2
+# ---------------------------------------------------------------- the whole pipeline
+
+
+@pytest.mark.parametrize(
+    ("view_a", "view_b", "hw"),
+    [
+        (ViewTransform(32), None, (32, 32)),
+        (ViewTransform(64, solarize_p=0.5), None, (72, 90)),  # non-square source
+        (ViewTransform(48, blur_p=1.0, gray_p=0.5, color_strength=2.0), None, (100, 40)),
+        (ViewTransform(24, solarize_p=1.0, blur_p=0.5, solarize_threshold=100),
+         ViewTransform(24, gray_p=1.0, blur_p=1.0, crop_scale=(0.5, 1.0)), (50, 30)),
+        (ViewTransform(16, crop_scale=(0.5, 1.0)), None, (3, 90)),  # crops fall back
+    ],
+)  # fmt: skip
+def test_views_match_per_image_pipeline(
+    view_a: ViewTransform, view_b: ViewTransform | None, hw: tuple[int, int]
+) -> None:
+    n = 24
+    images, keys = natural_images(n, *hw, seed=hw[0]), _keys(n, seed=hw[1])
+    a, b = BatchedTwoViewTransform(view_a, view_b)(images, keys)
+    per_image = TwoViewTransform(view_a, view_b)
+    views = (view_a, view_b or view_a)
+    for i, key in enumerate(keys.tolist()):
+        for v, (ours, theirs) in enumerate(zip((a[i], b[i]), per_image(images[i], key))):
+            _assert_close_up_to_solarize(ours, theirs, views[v].solarize_threshold / 255)
+
+
+def test_from_crops_matches_per_image_apply() -> None:
+    view_a = ViewTransform(32, solarize_p=0.5, blur_p=0.5)
+    view_b = ViewTransform(32, gray_p=0.6, color_p=1.0, blur_p=1.0, solarize_threshold=60)
+    n = 32
+    crops_a, crops_b, keys = natural_images(n, 32, 32, seed=5), natural_images(n, 32, 32, seed=6), _keys(n)
+    bt = BatchedTwoViewTransform(view_a, view_b)
+    a, b = bt.from_crops(crops_a, crops_b, keys)
+    pa, pb = view_a.sample(keys, 0), view_b.sample(keys, 1)
+    assert pa.flip.any() and pa.solarize.any() and pb.grayscale.any()
+    for i in range(n):
+        _assert_close_up_to_solarize(a[i], view_a.apply(crops_a[i], pa, i), view_a.solarize_threshold / 255)
+        _assert_close_up_to_solarize(b[i], view_b.apply(crops_b[i], pb, i), view_b.solarize_threshold / 255)
+    # The same views from keys given as a list or a tensor.
+    a2, b2 = bt.from_crops(crops_a, crops_b, keys.tolist())
+    assert torch.equal(a, a2) and torch.equal(b, b2)
 
 
 # ---------------------------------------------------------------- determinism
 
 
-def test_same_seeds_same_views_whatever_the_batch() -> None:
+def test_same_keys_same_views_whatever_the_batch() -> None:
     bt = BatchedTwoViewTransform(ViewTransform(48, blur_p=0.5, solarize_p=0.3))
-    images, seeds = natural_images(16, 50, 50, seed=3), [11 * i for i in range(16)]
-    a, b = bt(images, seeds)
-    a2, b2 = bt(images, seeds)
+    images, keys = natural_images(16, 50, 50, seed=3), _keys(16)
+    a, b = bt(images, keys)
+    a2, b2 = bt(images, keys)
     assert torch.equal(a, a2) and torch.equal(b, b2)
     order = torch.randperm(16, generator=torch.Generator().manual_seed(0))
-    pa, pb = bt(images[order], [seeds[i] for i in order])
+    pa, pb = bt(images[order], keys[order.numpy()])
     torch.testing.assert_close(pa, a[order], atol=1e-6, rtol=0)
     torch.testing.assert_close(pb, b[order], atol=1e-6, rtol=0)
-    sa, sb = bt(images[3:5], seeds[3:5])
+    sa, sb = bt(images[3:5], keys[3:5])
     torch.testing.assert_close(sa, a[3:5], atol=1e-6, rtol=0)
     torch.testing.assert_close(sb, b[3:5], atol=1e-6, rtol=0)
     assert not torch.equal(a, b)
-    assert not torch.equal(bt(images, [s + 1 for s in seeds])[0], a)
+    assert not torch.equal(bt(images, _keys(16, seed=1))[0], a)
+    # Loader-cropped views too.
+    ua, ub = (v.mul(255).round().to(torch.uint8) for v in (a, b))
+    ca, cb = bt.from_crops(ua, ub, keys)
+    qa, qb = bt.from_crops(ua[order], ub[order], keys[order.numpy()])
+    torch.testing.assert_close(qa, ca[order], atol=1e-6, rtol=0)
+    torch.testing.assert_close(qb, cb[order], atol=1e-6, rtol=0)
+    sa, sb = bt.from_crops(ua[3:5], ub[3:5], keys[3:5])
+    torch.testing.assert_close(sa, ca[3:5], atol=1e-6, rtol=0)
+    torch.testing.assert_close(sb, cb[3:5], atol=1e-6, rtol=0)
 
 
-def test_global_rng_not_used() -> None:
-    bt, images = BatchedTwoViewTransform(ViewTransform(16)), natural_images(4, 20, 20)
+def test_global_rng_neither_used_nor_advanced() -> None:
+    bt, images = BatchedTwoViewTransform(ViewTransform(16, blur_p=0.5)), natural_images(4, 20, 20)
     torch.manual_seed(0)
-    state = torch.get_rng_state()
+    np.random.seed(0)
+    torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()[1].copy()
     out = bt(images, [1, 2, 3, 4])
-    assert torch.equal(torch.get_rng_state(), state)
+    crops = bt.from_crops(out[0].mul(255).to(torch.uint8), out[1].mul(255).to(torch.uint8), [1, 2, 3, 4])
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert np.array_equal(np.random.get_state()[1], numpy_state)
     torch.manual_seed(5)
-    assert torch.equal(bt(images, [1, 2, 3, 4])[0], out[0])
+    np.random.seed(5)
+    again = bt(images, [1, 2, 3, 4])
+    assert torch.equal(again[0], out[0]) and torch.equal(again[1], out[1])
+    assert torch.equal(bt.from_crops(out[0].mul(255).to(torch.uint8), out[1].mul(255).to(torch.uint8),
+                                     [1, 2, 3, 4])[0], crops[0])  # fmt: skip
+
+
+def test_grayscale_on_or_off_changes_nothing_else() -> None:
+    # Each op reads its own draws, so forcing grayscale on renders the grayscale of the
+    # very views rendered with it off: same crops, flips and colour jitter.
+    images, keys = natural_images(16, 40, 56, seed=7), _keys(16)
+    off = BatchedTwoViewTransform(ViewTransform(32, gray_p=0.0))(images, keys)
+    on = BatchedTwoViewTransform(ViewTransform(32, gray_p=1.0))(images, keys)
+    luma = torch.tensor([0.2989, 0.587, 0.114]).view(1, 3, 1, 1)
+    for x, y in zip(off, on):
+        torch.testing.assert_close(y, (x * luma).sum(1, keepdim=True).expand_as(x), atol=ATOL, rtol=0)
+
+
+def test_grayscale_rate_in_rendered_views() -> None:
+    view = ViewTransform(8, gray_p=0.3, color_p=0.0)
+    n = 1200
+    images = natural_images(1, 16, 16).expand(n, -1, -1, -1)
+    a, b = BatchedTwoViewTransform(view)(images, _keys(n))
+    for out in (a, b):
+        gray = ((out[:, 0] == out[:, 1]) & (out[:, 1] == out[:, 2])).flatten(1).all(1)
+        rate, se = float(gray.float().mean()), (0.3 * 0.7 / n) ** 0.5
+        assert abs(rate - 0.3) < 4 * se
 
 
 # ---------------------------------------------------------------- shapes, devices, inputs
@@ -154,34 +242,46 @@ def test_global_rng_not_used() -> None:
 def test_shapes_dtype_range_and_inputs() -> None:
     bt = BatchedTwoViewTransform(ViewTransform(20, solarize_p=0.5, blur_p=0.5))
     images = natural_images(5, 9, 31)
+    keys = _keys(5)
     channels_last = images.contiguous(memory_format=torch.channels_last)
     for batch in (images, list(images), images.float() / 255, channels_last):
-        a, b = bt(batch, np.arange(5, dtype=np.uint64))
+        a, b = bt(batch, keys)
         for out in (a, b):
             assert out.shape == (5, 3, 20, 20) and out.dtype == torch.float32
             assert out.is_contiguous() and out.device == images.device
             assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
-    torch.testing.assert_close(bt(images.float() / 255, range(5))[0], bt(images, range(5))[0],
-                               atol=ATOL, rtol=0)  # fmt: skip
+    torch.testing.assert_close(bt(images.float() / 255, keys)[0], bt(images, keys)[0], atol=ATOL, rtol=0)
+    # Keys as a list, numpy array of another dtype, a tensor or a range: the same views.
+    small = [int(k) % 2**62 for k in keys]
+    ref = bt(images, small)
+    for same in (np.array(small, dtype=np.int64), torch.tensor(small), tuple(small)):
+        assert torch.equal(bt(images, same)[0], ref[0])
+    assert torch.equal(bt(images, range(5))[1], bt(images, [0, 1, 2, 3, 4])[1])
     one = bt(random_image(1, 1)[None], [0])[0]
     assert one.shape == (1, 3, 20, 20)
     assert repr(bt).startswith("BatchedTwoViewTransform(ViewTransform(size=20")
+    assert bt.size == 20
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu() -> None:
-    bt = BatchedTwoViewTransform(ViewTransform(64, solarize_p=0.2))
-    images, seeds = natural_images(32, 72, 72), list(range(32))
-    cpu = bt(images, seeds)
-    gpu = bt(images.cuda(), seeds)
-    for c, g in zip(cpu, gpu):
+    bt = BatchedTwoViewTransform(ViewTransform(64, solarize_p=0.2, blur_p=0.5))
+    images, keys = natural_images(32, 72, 72), _keys(32)
+    cpu = bt(images, keys)
+    gpu = bt(images.cuda(), keys)
+    crops = [v.mul(255).round().to(torch.uint8) for v in cpu]
+    cpu_c = bt.from_crops(*crops, keys)
+    gpu_c = bt.from_crops(*(c.cuda() for c in crops), keys.tolist())
+    for c, g in zip(cpu + cpu_c, gpu + gpu_c):
         assert g.device.type == "cuda"
         bad = (g.cpu() - c).abs() > 1e-4  # TF32 off by default; rounding differs by device
         assert float(bad.float().mean()) < 1e-4
+    small = torch.arange(32, device="cuda")  # keys as a CUDA tensor
+    assert torch.equal(bt(images.cuda(), small)[0].cpu(), bt(images.cuda(), list(range(32)))[0].cpu())
 
 
 @pytest.mark.parametrize(
-    ("images", "seeds", "match"),
+    ("images", "keys", "match"),
     [
         (torch.zeros(2, 1, 8, 8, dtype=torch.uint8), [0, 1], "images"),
         (torch.zeros(3, 8, 8, dtype=torch.uint8), [0], "images"),
@@ -190,27 +290,45 @@ def test_cuda_matches_cpu() -> None:
         ([torch.zeros(3, 8, 8, dtype=torch.uint8), torch.zeros(3, 9, 8, dtype=torch.uint8)],
          [0, 1], "one shape"),
         ("not images", [0], "images"),
-        (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), [0], "one seed per image"),
-        (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), [0, -1], "seeds"),
-        (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), [0, 2**64], "seeds"),
-        (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), [0, 1.5], "seeds"),
-        (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), [True, 1], "seeds"),
-        (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), 7, "seeds"),
+        (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), [0], "one key"),
+        (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), 7, "one key"),
+        (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), [0, -1], "keys must be integers"),
+        (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), [0, 2**64], "keys must be integers"),
+        (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), [0, 1.5], "keys must be integers"),
+        (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), [True, 1], "keys must be integers"),
+        (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.tensor([0.0, 1.0]), "keys must be integers"),
+        (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), None, "keys must be integers"),
     ],
 )  # fmt: skip
-def test_bad_input_raises_one_line(images: object, seeds: object, match: str) -> None:
+def test_bad_input_raises_one_line(images: object, keys: object, match: str) -> None:
     with pytest.raises(SimCLRError, match=match) as info:
-        BatchedTwoViewTransform(ViewTransform(8))(images, seeds)  # type: ignore[arg-type]
+        BatchedTwoViewTransform(ViewTransform(8))(images, keys)  # type: ignore[arg-type]
     assert "\n" not in str(info.value)
 
 
-def test_bad_construction_and_params() -> None:
+def test_bad_construction_params_and_crops() -> None:
     with pytest.raises(SimCLRError, match="view_a"):
         BatchedTwoViewTransform("v")  # type: ignore[arg-type]
     with pytest.raises(SimCLRError, match="view_b"):
         BatchedTwoViewTransform(ViewTransform(8), ViewTransform(16))
-    params, _ = BatchedTwoViewTransform(ViewTransform(8)).sample([1, 2], 8, 8)
-    with pytest.raises(SimCLRError, match="params"):
-        render_views(ViewTransform(8), torch.zeros(3, 3, 8, 8, dtype=torch.uint8), params)
+    view = ViewTransform(8)
+    errors = {
+        "params row": lambda: render_views(view, torch.zeros(3, 3, 8, 8, dtype=torch.uint8),
+                                           view.sample([1, 2], 0, 8, 8)),
+        "uncropped params need 8x8": lambda: render_views(view, torch.zeros(2, 3, 9, 9, dtype=torch.uint8),
+                                                          view.sample([1, 2])),
+        "one key": lambda: BatchedTwoViewTransform(view).from_crops(
+            torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.zeros(2, 3, 8, 8, dtype=torch.uint8), [1, 2, 3]),
+        "images must be a tensor": lambda: BatchedTwoViewTransform(view).from_crops(
+            torch.zeros(3, 8, 8, dtype=torch.uint8), torch.zeros(3, 8, 8, dtype=torch.uint8), [1]),
+    }  # fmt: skip
+    for match, call in errors.items():
+        with pytest.raises(SimCLRError, match=match) as info:
+            call()
+        assert "\n" not in str(info.value)
 
 
+def test_render_views_rejects_crop_outside_images() -> None:
+    params = identity_params(10, 10, crop=(5, 0, 6, 10))
+    with pytest.raises(SimCLRError, match="crop"):
+        render_views(ViewTransform(8), torch.zeros(1, 3, 10, 10, dtype=torch.uint8), params)

@@ -8,19 +8,19 @@ import torch.nn.functional as F
 from _images import identity_params
 from _images import random_image as _image
 
-from simclr.augment import ViewTransform, make_generator
+from simclr.augment import ViewTransform, sample_keys
 from simclr.errors import SimCLRError
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 # ---------------------------------------------------------------- shapes
 
 
 @pytest.mark.parametrize("hw", [(96, 96), (20, 20), (5, 7), (1, 1), (300, 41), (33, 200)])
 @pytest.mark.parametrize("size", [32, 96])
 def test_output_shape_dtype_range(hw: tuple[int, int], size: int) -> None:
-    t = ViewTransform(size, solarize_p=0.5)
-    g = make_generator(1)
-    for _ in range(3):
-        out = t(_image(*hw), g)
+    t = ViewTransform(size, solarize_p=0.5, blur_p=0.5)
+    for key in sample_keys(1, 0, range(3)).tolist():
+        out = t(_image(*hw), key)
         assert out.shape == (3, size, size) and out.dtype == torch.float32
         assert out.is_contiguous() and 0.0 <= out.min() and out.max() <= 1.0
 
@@ -104,8 +104,32 @@ def test_blur_kernel_size(size: int, kernel: int) -> None:
 
 
 def test_blur_on_tiny_output_runs() -> None:
-    out = ViewTransform(1, blur_p=1.0)(_image(9, 9), make_generator(0))
+    out = ViewTransform(1, blur_p=1.0)(_image(9, 9), 0)
     assert out.shape == (3, 1, 1)
+
+
+def test_call_is_sample_then_apply() -> None:
+    t, img = ViewTransform(24, solarize_p=0.5, blur_p=0.5), _image(30, 41)
+    for key in sample_keys(2, 5, range(6)).tolist():
+        for view in (0, 1):
+            params = t.sample([key], view, 30, 41)
+            assert torch.equal(t(img, key, view), t.apply(img, params))
+    assert torch.equal(t(img, 3), t(img, 3, 0)) and not torch.equal(t(img, 3, 0), t(img, 3, 1))
+
+
+def test_apply_reads_the_given_row() -> None:
+    t, img = ViewTransform(16, solarize_p=0.5), _image(20, 20)
+    keys = sample_keys(0, 0, range(8))
+    params = t.sample(keys, 0, 20, 20)
+    for row in range(8):
+        assert torch.equal(t.apply(img, params, row), t(img, int(keys[row])))
+        assert torch.equal(t.apply(img, params, row), t.apply(img, params.take([row])))
+
+
+def test_uncropped_params_take_the_image_as_the_view() -> None:
+    t, img = ViewTransform(16), _image(16, 16)
+    out = t.apply(img, identity_params(None, None, flip=True))
+    assert torch.equal(out, img.flip(-1).float() / 255)
 
 
 @pytest.mark.parametrize("threshold", [128, 0, 200])
@@ -118,9 +142,29 @@ def test_solarize_inverts_at_or_above_threshold(threshold: int) -> None:
     torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
 
 
-def test_apply_rejects_crop_outside_image() -> None:
-    with pytest.raises(SimCLRError, match="crop"):
-        ViewTransform(8).apply(_image(10, 10), identity_params(10, 10, crop=(5, 0, 6, 10)))
+@pytest.mark.parametrize("crop", [(5, 0, 6, 10), (0, -1, 4, 4), (0, 0, 0, 3), (0, 8, 2, 3)])
+def test_apply_rejects_crop_outside_image(crop: tuple[int, int, int, int]) -> None:
+    with pytest.raises(SimCLRError, match="does not fit") as info:
+        ViewTransform(8).apply(_image(10, 10), identity_params(10, 10, crop=crop))
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("image", "key", "match"),
+    [
+        (torch.zeros(1, 8, 8, dtype=torch.uint8), 0, "image"),
+        (torch.zeros(3, 0, 8, dtype=torch.uint8), 0, "image"),
+        ("image", 0, "image"),
+        (torch.zeros(3, 8, 8, dtype=torch.uint8), -1, "keys must be integers"),
+        (torch.zeros(3, 8, 8, dtype=torch.uint8), 2**64, "keys must be integers"),
+        (torch.zeros(3, 8, 8, dtype=torch.uint8), 1.5, "keys must be integers"),
+        (torch.zeros(3, 8, 8, dtype=torch.uint8), [[1]], "keys must be integers"),
+    ],
+)
+def test_bad_call_raises_one_line(image: object, key: object, match: str) -> None:
+    with pytest.raises(SimCLRError, match=match) as info:
+        ViewTransform(8)(image, key)  # type: ignore[arg-type]
+    assert "\n" not in str(info.value)
 
 
 # ---------------------------------------------------------------- argument checks

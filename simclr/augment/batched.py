@@ -1,15 +1,16 @@
 """SimCLR views of a whole uint8 batch at once, on the batch's device (GPU or CPU).
 
-Parameters are drawn per sample, on the CPU, exactly as the per-image ``TwoViewTransform``
-draws them from the same seed (``batch_params``), so the two pipelines give the same
-crops, flips, colour factors and orders; only the rendering differs, by float rounding.
-Rendering uses whole-batch tensor ops:
+Parameters come from the same keyed sampler as the per-image pipeline
+(``ViewTransform.sample``), so both pipelines give the same crops, flips, colour factors and
+orders for the same keys; only the rendering differs, by float rounding. Rendering uses
+whole-batch tensor ops:
 
 - crop + resize: one matrix product per axis, ``Wy[b] @ image[b] @ Wx[b]^T``, with
   ``resize_matrices`` holding the crop offset and the antialiased bilinear weights of
   ``TF.resize`` (and the flip, as reversed rows of ``Wx``). This reproduces the per-image
   resize to float rounding, which neither ``roi_align`` (box-averaged bilinear samples)
-  nor ``grid_sample`` (no antialiasing when shrinking) does, and it is one batched matmul.
+  nor ``grid_sample`` (no antialiasing when shrinking) does. Views cropped already (by
+  loader workers, ``params.crop`` None) only get their flip here.
 - colour jitter: for each of the 4 positions and each op, the op runs only on the
   samples that have it at that position (16 small groups, never 16 full passes).
 - grayscale, blur and solarize: only on the samples that drew them; blur is one grouped
@@ -18,28 +19,16 @@ Rendering uses whole-batch tensor ops:
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from simclr.augment import _batched_ops as ops
-from simclr.augment._torch_stream import (
-    MAX_HIGH,
-    WordStream,
-    seed_words,
-    stream_matches_torch,
-)
-from simclr.augment.batch_params import (
-    WORDS_PER_VIEW,
-    BatchViewParams,
-    sample_view_batch,
-)
-from simclr.augment.seeding import make_generator
+from simclr.augment.keys import as_keys
 from simclr.augment.two_view import ViewPair
-from simclr.augment.view import BRIGHTNESS, CONTRAST, HUE, SATURATION, ViewTransform
+from simclr.augment.view import BRIGHTNESS, CONTRAST, HUE, SATURATION, ViewParams, ViewTransform
 from simclr.errors import SimCLRError
 
 _COLOR_OPS: dict[int, Callable[[Tensor, Tensor], Tensor]] = {
@@ -51,72 +40,51 @@ _COLOR_OPS: dict[int, Callable[[Tensor, Tensor], Tensor]] = {
 
 
 class BatchedTwoViewTransform(ViewPair):
-    """``TwoViewTransform`` for a batch: the same two views per (image, seed), all at once.
+    """``TwoViewTransform`` for a batch: the same two views per (image, key), all at once.
 
-    ``view_a`` / ``view_b`` (default ``view_a``) are the per-image ``ViewTransform``s whose
-    settings are used. All images of a batch share one height and width (resize or pad
-    them in the loader); output views are float32 [B, 3, size, size] in [0, 1] on the
-    images' device.
+    ``view_a`` / ``view_b`` (default ``view_a``) are the ``ViewTransform``s whose settings
+    are used. Output views are float32 [B, 3, size, size] in [0, 1] on the images' device.
     """
 
-    def sample(
-        self, seeds: Sequence[int], height: int, width: int
-    ) -> tuple[BatchViewParams, BatchViewParams]:
-        """Parameters of both views for B seeds and ``height`` x ``width`` sources (CPU).
-
-        Row i equals ``(view_a.sample(h, w, g), view_b.sample(h, w, g))`` with
-        ``g = make_generator(seeds[i])``, as ``TwoViewTransform`` draws them.
-        """
-        seeds = _check_seeds(seeds)
-        if stream_matches_torch() and max(height, width) < MAX_HIGH:
-            stream = WordStream(seed_words(seeds, 2 * WORDS_PER_VIEW))
-            first = sample_view_batch(self.view_a, height, width, stream)
-            return first, sample_view_batch(self.view_b, height, width, stream)
-        return self._sample_per_image(seeds, height, width)
-
-    def _sample_per_image(
-        self, seeds: Sequence[int], height: int, width: int
-    ) -> tuple[BatchViewParams, BatchViewParams]:
-        # The reference path: ~25x slower, used where the fast stream cannot be trusted.
-        if max(height, width) < MAX_HIGH:
-            warnings.warn(
-                "this torch's generator differs from simclr's fast sampler; "
-                "sampling batched augmentation parameters per image (slower)",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        firsts, seconds = [], []
-        for seed in seeds:
-            generator = make_generator(seed)
-            firsts.append(self.view_a.sample(height, width, generator))
-            seconds.append(self.view_b.sample(height, width, generator))
-        return BatchViewParams.stack(firsts), BatchViewParams.stack(seconds)
-
-    def __call__(self, images: Tensor, seeds: Sequence[int]) -> tuple[Tensor, Tensor]:
-        """uint8 [B, 3, H, W] and B seeds -> two float32 [B, 3, size, size] in [0, 1]."""
+    def __call__(self, images: Tensor, keys: object) -> tuple[Tensor, Tensor]:
+        """uint8 [B, 3, H, W] (one size) and B keys -> two float32 [B, 3, size, size] in [0, 1]."""
         images = check_image_batch(images)
-        seeds = _check_seeds(seeds)
-        if len(seeds) != images.shape[0]:
-            raise SimCLRError(
-                f"seeds must hold one seed per image ({images.shape[0]}), got {len(seeds)}"
-            )
-        params_a, params_b = self.sample(seeds, int(images.shape[-2]), int(images.shape[-1]))
-        x, is_uint8 = images.to(torch.float32), images.dtype == torch.uint8
-        first = _render(self.view_a, x, params_a, is_uint8)
-        return first, _render(self.view_b, x, params_b, is_uint8)
+        keys = _check_count(as_keys(keys), images.shape[0])
+        height, width = int(images.shape[-2]), int(images.shape[-1])
+        return (render_views(self.view_a, images, self.view_a.sample(keys, 0, height, width)),
+                render_views(self.view_b, images, self.view_b.sample(keys, 1, height, width)))
+
+    def from_crops(self, crops_a: Tensor, crops_b: Tensor, keys: object) -> tuple[Tensor, Tensor]:
+        """Views cropped and resized already (uint8 [B, 3, size, size] each, by the loader):
+        flip, colour, grayscale, blur and solarize drawn for ``keys`` and applied here."""
+        keys = as_keys(keys)
+        return (render_views(self.view_a, crops_a, self.view_a.sample(keys, 0)),
+                render_views(self.view_b, crops_b, self.view_b.sample(keys, 1)))
 
 
-def render_views(view: ViewTransform, images: Tensor, params: BatchViewParams) -> Tensor:
+def render_views(view: ViewTransform, images: Tensor, params: ViewParams) -> Tensor:
     """Apply ``params`` to ``images`` with ``view``'s settings, all samples at once.
 
-    ``images``: uint8 [B, 3, H, W] (or float in [0, 1]) on any device; ``params``: B rows.
+    ``images``: uint8 [B, 3, H, W] (or float in [0, 1]) on any device; ``params``: B rows
+    (with ``crop`` None, the images must be ``view.size`` square: they are the crops).
     Returns float32 [B, 3, view.size, view.size] in [0, 1] on the images' device; row i
-    matches ``view.apply(images[i], params.view(i))`` up to float rounding.
+    matches ``view.apply(images[i], params, i)`` up to float rounding.
     """
     images = check_image_batch(images)
-    if len(params) != images.shape[0]:
-        raise SimCLRError(f"params must have {images.shape[0]} rows, got {len(params)}")
-    return _render(view, images.to(torch.float32), params, images.dtype == torch.uint8)
+    _check_count(params.flip, images.shape[0])
+    height, width = images.shape[-2:]
+    if params.crop is None and (height, width) != (view.size, view.size):
+        raise SimCLRError(f"uncropped params need {view.size}x{view.size} images, got {height}x{width}")
+    if params.crop is not None:
+        top, left, h, w = params.crop.T
+        if ((h < 1) | (w < 1) | (top < 0) | (left < 0) | (top + h > height) | (left + w > width)).any():
+            raise SimCLRError(f"params.crop must lie inside the {height}x{width} images")
+    out = _crop_resize(view.size, images.to(torch.float32), params)
+    if images.dtype == torch.uint8:
+        # Divide after resizing, not in the weights: a crop at scale 1 then gives exactly
+        # v / 255 like the per-image path, so pixels on the solarize threshold agree.
+        out = out.div_(255.0)
+    return _photometric(view, out.clamp_(0.0, 1.0), params)
 
 
 def check_image_batch(images: object) -> Tensor:
@@ -142,37 +110,19 @@ def check_image_batch(images: object) -> Tensor:
     return images
 
 
-def _check_seeds(seeds: object) -> list[int]:
-    if isinstance(seeds, (Tensor, np.ndarray)):
-        seeds = seeds.tolist()
-    if not isinstance(seeds, Sequence) or isinstance(seeds, (str, bytes)):
-        raise SimCLRError(f"seeds must be a sequence of ints, got {type(seeds).__name__}")
-    out = []
-    for seed in seeds:
-        if isinstance(seed, np.integer):
-            seed = int(seed)
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 64:
-            raise SimCLRError(f"seeds must be integers in [0, 2**64), got {seed!r}")
-        out.append(seed)
-    return out
+def _check_count(rows: np.ndarray, count: int) -> np.ndarray:
+    if len(rows) != count:
+        raise SimCLRError(f"expected one key (params row) per image ({count}), got {len(rows)}")
+    return rows
 
 
-def _render(view: ViewTransform, x: Tensor, params: BatchViewParams, is_uint8: bool) -> Tensor:
-    """float32 [B, 3, H, W] in [0, 1] (in [0, 255] if ``is_uint8``) -> [B, 3, size, size]."""
+def _crop_resize(size: int, x: Tensor, params: ViewParams) -> Tensor:
+    """float32 [B, 3, H, W] -> the cropped, resized and flipped [B, 3, size, size]."""
+    flip = _to_device([params.flip], torch.int64, x.device)[0].bool()
+    if params.crop is None:
+        return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
     batch, _, height, width = x.shape
-    size = view.size
-    chosen = [
-        params.color_applied & (params.color_order[:, position] == op)
-        for position in range(4)
-        for op in _COLOR_OPS
-    ] + [params.grayscale, params.blur_applied, params.solarize]
-    indices = [np.flatnonzero(mask) for mask in chosen]
-    ints = _to_device([params.crop, params.flip, *indices], torch.int64, x.device)
-    factors = np.stack([params.brightness, params.contrast, params.saturation, params.hue])
-    floats = _to_device([factors, params.blur_sigma], torch.float32, x.device)
-    crop, flip, index = ints[0], ints[1].bool(), ints[2:]
-    factors_t, sigma = floats
-
+    crop = _to_device([params.crop], torch.int64, x.device)[0]
     rows = ops.resize_matrices(crop[:, 0], crop[:, 2], height, size)  # [B, size, H]
     cols = ops.resize_matrices(crop[:, 1], crop[:, 3], width, size)  # [B, size, W]
     cols = torch.where(flip.view(-1, 1, 1), cols.flip(1), cols)  # flip = reversed output columns
@@ -180,13 +130,19 @@ def _render(view: ViewTransform, x: Tensor, params: BatchViewParams, is_uint8: b
     y = torch.bmm(x.reshape(batch, 3 * height, width), cols.transpose(1, 2))
     y = y.view(batch, 3, height, size).transpose(1, 2).reshape(batch, height, 3 * size)
     y = torch.bmm(rows, y).view(batch, size, 3, size)
-    out = y.permute(0, 2, 1, 3).contiguous()
-    if is_uint8:
-        # Divide after resizing, not in the weights: a crop at scale 1 then gives exactly
-        # v / 255 like the per-image path, so pixels on the solarize threshold agree.
-        out = out.div_(255.0)
-    out = out.clamp_(0.0, 1.0)
+    return y.permute(0, 2, 1, 3).contiguous()
 
+
+def _photometric(view: ViewTransform, out: Tensor, params: ViewParams) -> Tensor:
+    """Colour jitter (each sample's order), grayscale, blur, solarize on [B, 3, S, S] in place."""
+    chosen = [
+        params.color_applied & (params.color_order[:, position] == op)
+        for position in range(4)
+        for op in _COLOR_OPS
+    ] + [params.grayscale, params.blur_applied, params.solarize]
+    index = _to_device([np.flatnonzero(mask) for mask in chosen], torch.int64, out.device)
+    factors = np.stack([params.brightness, params.contrast, params.saturation, params.hue])
+    factors_t, sigma = _to_device([factors, params.blur_sigma], torch.float32, out.device)
     for group, (position, op) in enumerate((p, o) for p in range(4) for o in _COLOR_OPS):
         fn = _COLOR_OPS[op]
         _apply_to(out, index[group], lambda sub, idx, fn=fn, op=op: fn(sub, factors_t[op, idx]))

@@ -8,7 +8,6 @@ from torch import Tensor
 from torchvision.transforms import InterpolationMode
 
 from simclr.augment._checks import check_int_at_least, check_rgb_image
-from simclr.augment.seeding import make_generator
 from simclr.augment.view import ViewTransform
 from simclr.errors import SimCLRError
 
@@ -43,20 +42,17 @@ class ViewPair:
 
 
 class TwoViewTransform(ViewPair):
-    """Two augmented views of one image, fully determined by an integer seed.
+    """Two augmented views of one image, fully determined by its sample key.
 
-    ``view_a`` draws the first view and ``view_b`` (default: ``view_a``) the second,
-    both from one generator seeded with ``seed``; the second view's draws continue the
-    stream of the first, so the two are independent yet reproducible.
+    ``view_a`` draws view 0 and ``view_b`` (default: ``view_a``) view 1 of the key
+    (``simclr.augment.keys``), so the two are independent yet reproducible. This is the
+    per-image pipeline: the batch of one of ``BatchedTwoViewTransform``, same parameters.
     """
 
-    def __call__(self, image: Tensor, seed: int) -> tuple[Tensor, Tensor]:
-        """uint8 [3, H, W] and a seed in [0, 2**64) -> two float32 [3, size, size] in [0, 1]."""
+    def __call__(self, image: Tensor, key: int) -> tuple[Tensor, Tensor]:
+        """uint8 [3, H, W] and a key in [0, 2**64) -> two float32 [3, size, size] in [0, 1]."""
         image = check_rgb_image("image", image)
-        generator = make_generator(seed)
-        first = self.view_a(image, generator)
-        second = self.view_b(image, generator)
-        return first, second
+        return self.view_a(image, key, 0), self.view_b(image, key, 1)
 
 
 class EvalTransform:

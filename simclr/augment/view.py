@@ -1,14 +1,17 @@
 """One SimCLR view: random crop, flip, colour distortion, grayscale, blur, solarize.
 
-All randomness comes from an explicit ``torch.Generator`` so that a view is a pure
-function of (image, generator state); the global torch RNG and Python's ``random``
-are never touched, which keeps results independent of worker count and process.
+Every random choice is drawn from the sample's key (``keys``), so a view is a pure function
+of (image, key, view); no global RNG is touched, which keeps views independent of worker
+count, process count and batch composition. ``ViewTransform.sample`` draws a whole batch at
+once; the per-image pipeline is the batch of one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 from torch import Tensor
@@ -21,36 +24,49 @@ from simclr.augment._checks import (
     check_real,
     check_rgb_image,
 )
-from simclr.augment._random import rand, randperm, sample_resized_crop, uniform
+from simclr.augment.keys import as_keys, uniforms
 from simclr.errors import SimCLRError
 
 BRIGHTNESS, CONTRAST, SATURATION, HUE = 0, 1, 2, 3
-_IDENTITY_ORDER = (BRIGHTNESS, CONTRAST, SATURATION, HUE)
+CROP_ATTEMPTS = 10
+CROP_SLOTS = 4 * CROP_ATTEMPTS  # draws 0-39: (area, aspect, top, left) per attempt
+# Draws 40-53: flip, colour on, 4 for the colour order, 3 factors, hue, grayscale, blur on,
+# blur sigma, solarize.
+PHOTOMETRIC_SLOTS = 14
 
 
 @dataclass(frozen=True)
 class ViewParams:
-    """Everything sampled for one view; ``ViewTransform.apply`` is a pure function of it.
+    """Everything sampled for B views (row i: sample i); rendering is a pure function of it.
 
-    ``crop`` is (top, left, height, width) in source pixels. Colour factors are
-    multiplicative (1.0 = identity) except ``hue``, an additive shift in [-0.5, 0.5]
-    (0.0 = identity); when ``color_applied`` is False they hold the identity values.
-    ``color_order`` is a permutation of (0 brightness, 1 contrast, 2 saturation, 3 hue).
-    ``blur_sigma`` is 0.0 when ``blur_applied`` is False.
+    ``crop`` int64 [B, 4] is (top, left, height, width) in source pixels, or None when the
+    views were cropped already (in loader workers). Colour factors float64 [B] are
+    multiplicative (1.0 = identity) except ``hue``, an additive shift in [-0.5, 0.5]; they
+    hold identity values where ``color_applied`` is False. ``color_order`` int64 [B, 4] is a
+    permutation of (0 brightness, 1 contrast, 2 saturation, 3 hue). ``blur_sigma`` is 0.0
+    where ``blur_applied`` is False. The flags are bool [B].
     """
 
-    crop: tuple[int, int, int, int]
-    flip: bool
-    color_applied: bool
-    color_order: tuple[int, ...]
-    brightness: float
-    contrast: float
-    saturation: float
-    hue: float
-    grayscale: bool
-    blur_applied: bool
-    blur_sigma: float
-    solarize: bool
+    crop: np.ndarray | None
+    flip: np.ndarray
+    color_applied: np.ndarray
+    color_order: np.ndarray
+    brightness: np.ndarray
+    contrast: np.ndarray
+    saturation: np.ndarray
+    hue: np.ndarray
+    grayscale: np.ndarray
+    blur_applied: np.ndarray
+    blur_sigma: np.ndarray
+    solarize: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.flip.shape[0])
+
+    def take(self, rows: np.ndarray | list[int]) -> ViewParams:
+        """The params of ``rows`` only, in that order."""
+        return ViewParams(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[rows]
+                             for f in fields(self)})
 
 
 def _odd_kernel_size(size: int, frac: float) -> int:
@@ -128,95 +144,138 @@ class ViewTransform:
             f"solarize_threshold={self.solarize_threshold})"
         )
 
-    def sample_crop(
-        self, height: int, width: int, generator: torch.Generator
-    ) -> tuple[int, int, int, int]:
-        """(top, left, h, w) sampled as torchvision's RandomResizedCrop.get_params does."""
-        return sample_resized_crop(height, width, self.crop_scale, self.crop_ratio, generator)
+    def sample(
+        self, keys: object, view: int = 0, heights: object = None, widths: object = None
+    ) -> ViewParams:
+        """Draw view ``view`` (0 or 1) of each sample key; B keys give B rows.
 
-    def sample(self, height: int, width: int, generator: torch.Generator) -> ViewParams:
-        """Draw every random choice for one view of a ``height`` x ``width`` source image.
-
-        ``generator`` must be a CPU ``torch.Generator``; it is the only source of randomness.
+        ``heights``/``widths`` (ints or [B]) are the source sizes the crops are drawn for;
+        without them ``crop`` is None (the loader crops). The draws depend on the key,
+        the view and the op alone, never on the other samples of the batch.
         """
-        height = check_int_at_least("height", height, 1)
-        width = check_int_at_least("width", width, 1)
-        crop = self.sample_crop(height, width, generator)
-        flip = rand(generator) < self.flip_p
-
-        color_applied = rand(generator) < self.color_p
-        order, factors, hue = _IDENTITY_ORDER, (1.0, 1.0, 1.0), 0.0
-        if color_applied:
-            order = randperm(4, generator)
-            factors = (
-                uniform(generator, *self._jitter_range),
-                uniform(generator, *self._jitter_range),
-                uniform(generator, *self._jitter_range),
-            )
-            hue = uniform(generator, -self._hue_max, self._hue_max)
-
-        grayscale = rand(generator) < self.gray_p
-        blur_applied = rand(generator) < self.blur_p
-        sigma = uniform(generator, *self.blur_sigma) if blur_applied else 0.0
-        solarize = rand(generator) < self.solarize_p
+        keys, view = as_keys(keys), _check_view(view)
+        crop = None
+        if heights is not None or widths is not None:
+            crop = self.sample_crops(keys, view, heights, widths)
+        u = uniforms(keys, view, CROP_SLOTS, PHOTOMETRIC_SLOTS)
+        color = u[:, 1] < self.color_p
+        lo, hi = self._jitter_range
+        factors = np.where(color[:, None], lo + (hi - lo) * u[:, 6:9], 1.0)
+        hue = np.where(color, self._hue_max * (2.0 * u[:, 9] - 1.0), 0.0)
+        blur = u[:, 11] < self.blur_p
+        s_lo, s_hi = self.blur_sigma
         return ViewParams(
             crop=crop,
-            flip=flip,
-            color_applied=color_applied,
-            color_order=order,
-            brightness=factors[0],
-            contrast=factors[1],
-            saturation=factors[2],
+            flip=u[:, 0] < self.flip_p,
+            color_applied=color,
+            # argsort of 4 uniforms is a uniform permutation; identity where colour is off
+            color_order=np.where(color[:, None], np.argsort(u[:, 2:6], axis=1, kind="stable"), np.arange(4)),
+            brightness=factors[:, 0],
+            contrast=factors[:, 1],
+            saturation=factors[:, 2],
             hue=hue,
-            grayscale=grayscale,
-            blur_applied=blur_applied,
-            blur_sigma=sigma,
-            solarize=solarize,
+            grayscale=u[:, 10] < self.gray_p,
+            blur_applied=blur,
+            blur_sigma=np.where(blur, s_lo + (s_hi - s_lo) * u[:, 12], 0.0),
+            solarize=u[:, 13] < self.solarize_p,
         )
 
-    def apply(self, image: Tensor, params: ViewParams) -> Tensor:
-        """Apply ``params`` to ``image`` (uint8 [3, H, W]) -> float32 [3, size, size] in [0, 1]."""
+    def sample_crops(self, keys: object, view: int, heights: object, widths: object) -> np.ndarray:
+        """int64 [B, 4] (top, left, h, w): torchvision's RandomResizedCrop.get_params per key.
+
+        Area fraction ~ U(crop_scale), log aspect ~ U(log crop_ratio); the first of 10
+        attempts that fits the source, else a central crop with the aspect clamped.
+        """
+        keys, view = as_keys(keys), _check_view(view)
+        height, width = _sizes("heights", heights, len(keys)), _sizes("widths", widths, len(keys))
+        u = uniforms(keys, view, 0, CROP_SLOTS).reshape(len(keys), CROP_ATTEMPTS, 4)
+        (s_lo, s_hi), (r_lo, r_hi) = self.crop_scale, self.crop_ratio
+        area = (height * width)[:, None] * (s_lo + (s_hi - s_lo) * u[..., 0])
+        aspect = np.exp(math.log(r_lo) + (math.log(r_hi) - math.log(r_lo)) * u[..., 1])
+        w = np.rint(np.sqrt(area * aspect)).astype(np.int64)
+        h = np.rint(np.sqrt(area / aspect)).astype(np.int64)
+        fits = (w > 0) & (w <= width[:, None]) & (h > 0) & (h <= height[:, None])
+        top = np.floor(u[..., 2] * (height[:, None] - h + 1)).astype(np.int64)
+        left = np.floor(u[..., 3] * (width[:, None] - w + 1)).astype(np.int64)
+        first = fits.argmax(axis=1)
+        rows = np.arange(len(keys))
+        crops = np.stack([top, left, h, w], axis=-1)[rows, first]
+        none_fit = ~fits.any(axis=1)
+        if none_fit.any():
+            crops[none_fit] = _central_crops(height[none_fit], width[none_fit], r_lo, r_hi)
+        return crops
+
+    def apply(self, image: Tensor, params: ViewParams, row: int = 0) -> Tensor:
+        """Render row ``row`` of ``params`` on ``image`` (uint8 [3, H, W]) -> float32 [3, size, size].
+
+        The per-image reference renderer (torchvision ops); a ``params.crop`` of None means
+        ``image`` is already the cropped view at ``size`` x ``size``.
+        """
         image = check_rgb_image("image", image)
-        top, left, h, w = params.crop
-        height, width = image.shape[-2:]
-        if h < 1 or w < 1 or top < 0 or left < 0 or top + h > height or left + w > width:
-            raise SimCLRError(
-                f"params.crop {params.crop} does not fit an image of {height}x{width}"
-            )
-        x = image[:, top : top + h, left : left + w]
+        x = image
+        if params.crop is not None:
+            top, left, h, w = (int(v) for v in params.crop[row])
+            height, width = image.shape[-2:]
+            if h < 1 or w < 1 or top < 0 or left < 0 or top + h > height or left + w > width:
+                raise SimCLRError(f"crop {(top, left, h, w)} does not fit an image of {height}x{width}")
+            x = image[:, top : top + h, left : left + w]
         # Convert after cropping: fewer pixels to convert, and every later op is exact in float.
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.to(torch.float32)
-        x = TF.resize(x, [self.size, self.size], InterpolationMode.BILINEAR, antialias=True)
+        if params.crop is not None or tuple(x.shape[-2:]) != (self.size, self.size):
+            x = TF.resize(x, [self.size, self.size], InterpolationMode.BILINEAR, antialias=True)
         x = x.clamp(0.0, 1.0)
-        if params.flip:
+        if params.flip[row]:
             x = x.flip(-1)
-        if params.color_applied:
-            for op in params.color_order:
-                x = self._color_op(x, op, params)
-        if params.grayscale:
+        if params.color_applied[row]:
+            for op in params.color_order[row].tolist():
+                x = self._color_op(x, op, params, row)
+        if params.grayscale[row]:
             x = TF.rgb_to_grayscale(x, num_output_channels=3)
-        if params.blur_applied:
-            k = self.blur_kernel_size
-            x = TF.gaussian_blur(x, [k, k], [params.blur_sigma, params.blur_sigma])
-        if params.solarize:
+        if params.blur_applied[row]:
+            k, sigma = self.blur_kernel_size, float(params.blur_sigma[row])
+            x = TF.gaussian_blur(x, [k, k], [sigma, sigma])
+        if params.solarize[row]:
             x = torch.where(x >= self.solarize_threshold / 255.0, 1.0 - x, x)
         # Blur and hue round-trips can overshoot [0, 1] by an ulp; solarize would then go < 0.
         return x.clamp(0.0, 1.0).contiguous()
 
     @staticmethod
-    def _color_op(x: Tensor, op: int, params: ViewParams) -> Tensor:
+    def _color_op(x: Tensor, op: int, params: ViewParams, row: int) -> Tensor:
         if op == BRIGHTNESS:
-            return TF.adjust_brightness(x, params.brightness)
+            return TF.adjust_brightness(x, float(params.brightness[row]))
         if op == CONTRAST:
-            return TF.adjust_contrast(x, params.contrast)
+            return TF.adjust_contrast(x, float(params.contrast[row]))
         if op == SATURATION:
-            return TF.adjust_saturation(x, params.saturation)
+            return TF.adjust_saturation(x, float(params.saturation[row]))
         if op == HUE:
-            return TF.adjust_hue(x, params.hue)
-        raise SimCLRError(f"params.color_order entries must be in 0..3, got {params.color_order}")
+            return TF.adjust_hue(x, float(params.hue[row]))
+        raise SimCLRError(f"params.color_order entries must be in 0..3, got {params.color_order[row]}")
 
-    def __call__(self, image: Tensor, generator: torch.Generator) -> Tensor:
-        """Sample with ``generator``, then apply: uint8 [3, H, W] -> float32 [3, size, size]."""
+    def __call__(self, image: Tensor, key: int, view: int = 0) -> Tensor:
+        """Sample view ``view`` of sample ``key`` for ``image``, then render it (per image)."""
         image = check_rgb_image("image", image)
-        params = self.sample(int(image.shape[-2]), int(image.shape[-1]), generator)
-        return self.apply(image, params)
+        return self.apply(image, self.sample([key], view, image.shape[-2], image.shape[-1]))
+
+
+def _check_view(view: object) -> int:
+    if view not in (0, 1) or isinstance(view, bool):
+        raise SimCLRError(f"view must be 0 or 1, got {view!r}")
+    return int(view)  # type: ignore[arg-type]
+
+
+def _sizes(name: str, values: object, count: int) -> np.ndarray:
+    """Source sizes as int64 [count] (one int is shared by every row); SimCLRError otherwise."""
+    array = np.asarray(values.cpu().numpy() if hasattr(values, "cpu") else values)  # type: ignore[union-attr]
+    if array.dtype.kind not in "iu" or array.ndim > 1 or array.size not in (1, count) or (array < 1).any():
+        raise SimCLRError(f"{name} must be one integer >= 1 or {count} of them, got {values!r:.80}")
+    return np.broadcast_to(array.astype(np.int64).reshape(-1), (count,))
+
+
+def _central_crops(height: np.ndarray, width: np.ndarray, ratio_lo: float, ratio_hi: float) -> np.ndarray:
+    """RandomResizedCrop's fallback, for rows where no attempt fits: int64 [n, 4]."""
+    in_ratio = width / height
+    w = np.where(in_ratio < ratio_lo, width, np.where(in_ratio > ratio_hi, np.rint(height * ratio_hi), width))
+    h = np.where(in_ratio < ratio_lo, np.rint(width / ratio_lo), height)
+    # Rounding can push a side past the image (or to 0) for tiny images; keep it inside.
+    h, w = np.clip(h, 1, height).astype(np.int64), np.clip(w, 1, width).astype(np.int64)
+    return np.stack([(height - h) // 2, (width - w) // 2, h, w], axis=1)

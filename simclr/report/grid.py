@@ -12,7 +12,7 @@ from torch import Tensor
 from torchvision.transforms import InterpolationMode
 
 from simclr.augment._checks import check_int_at_least, check_rgb_image
-from simclr.augment.seeding import view_seed
+from simclr.augment.keys import sample_key
 from simclr.augment.two_view import TwoViewTransform
 from simclr.errors import SimCLRError
 
@@ -40,7 +40,7 @@ def save_augmentation_grid(
     """Render one row per image: the original, then ``views_per_image`` augmented views.
 
     ``images`` are uint8 tensors [3, H, W]. Views come in pairs from ``transform``; the
-    pair ``k`` of row ``r`` uses seed ``view_seed(seed, 0, r * pairs_per_row + k)``, so
+    pair ``k`` of row ``r`` uses seed ``sample_key(seed, 0, r * pairs_per_row + k)``, so
     the grid is reproducible. Writes a PNG (parent directories created) and returns its path.
     """
     if isinstance(transform, type) or not isinstance(transform, TwoViewTransform):
@@ -61,7 +61,7 @@ def save_augmentation_grid(
     for r, image in enumerate(checked):
         views: list[Tensor] = []
         for k in range(pairs_per_row):
-            views.extend(transform(image, view_seed(seed, 0, r * pairs_per_row + k)))
+            views.extend(transform(image, sample_key(seed, 0, r * pairs_per_row + k)))
         panels = [_fit_longer_side(image, transform.size)] + views[:views_per_image]
         titles = ["original"] + [f"view {i + 1}" for i in range(views_per_image)]
         for ax, panel, title in zip(axes[r], panels, titles):
