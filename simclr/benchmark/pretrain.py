@@ -16,10 +16,10 @@ import torch
 from simclr import distributed
 from simclr.config import Config
 from simclr.data import DataSplits, TensorImages
-from simclr.train.build import build_augmentation, build_model, resolve_config, resolve_precision
-from simclr.train.loader import EpochSampler, PretrainBatches, TwoViewDataset, use_batched_pipeline
-from simclr.train.step import autocast
-from simclr.train.trainer import build_train_state, train_step
+from simclr.runs import build_augmentation, build_model, resolve_config, resolve_precision
+from simclr.train.loader import PretrainBatches, resolve_pipeline
+from simclr.train.setup import build_train_state
+from simclr.train.step import autocast, train_step
 
 
 def device_name(device: torch.device) -> str:
@@ -69,9 +69,9 @@ def end_to_end(config: Config, data: DataSplits, device: torch.device, amp_dtype
     t = config.train
     process = distributed.Process(0, 1, 0, 1, device)
     state = build_train_state(config, data, process, amp_dtype)
-    dataset = TwoViewDataset(data.pretrain, build_augmentation(config), seed=0)
-    batches = PretrainBatches(dataset, use_batched_pipeline(config.augment.pipeline, data.pretrain), config.data.workers, device)
-    for step, (view_a, view_b, labels) in enumerate(batches.epoch(EpochSampler(len(dataset), t.batch_size, seed=0))):
+    batches = PretrainBatches(data.pretrain, build_augmentation(config), 0, t.batch_size, config.augment.pipeline,
+                              config.data.workers, device)
+    for step, (view_a, view_b, labels) in enumerate(batches.iterate(0, steps + warmup)):
         if step == warmup:
             _synchronize(device)
             started = time.perf_counter()
@@ -112,7 +112,7 @@ def bench_pretrain(arch: str, width: float, image_size: int, batch_size: int, de
         "image_size": image_size,
         "batch_size": batch_size,
         "precision": precision,
-        "pipeline": "batched" if use_batched_pipeline(pipeline, data.pretrain) else "per_image",
+        "pipeline": resolve_pipeline(pipeline),
         "threads": torch.get_num_threads(),
         "workers": workers,
         "bare_images_per_s": round(bare, 1),

@@ -6,13 +6,15 @@ Python int (-1 for unlabeled items).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from simclr.data.images import load_image
+from simclr.data.images import load_crops, load_image
 from simclr.errors import SimCLRError
 
 
@@ -66,8 +68,18 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         """Returns (uint8 [3, H, W], label); raises SimCLRError for unreadable files."""
-        try:
+        with self._hinted():
             return load_image(self.paths[index]), int(self.labels[index])
+
+    def load_crops(self, index: int, boxes_for: Callable[[int, int], np.ndarray], size: int) -> torch.Tensor:
+        """Item ``index``'s crops resized to ``size`` (``simclr.data.images.load_crops``): uint8 [V, 3, size, size]."""
+        with self._hinted():
+            return load_crops(self.paths[index], boxes_for, size)
+
+    @contextmanager
+    def _hinted(self) -> Iterator[None]:
+        try:
+            yield
         except SimCLRError as error:
             if not self.error_hint:
                 raise

@@ -6,8 +6,9 @@ same verdict as a value, for checking a whole folder up front.
 """
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -92,14 +93,21 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _apply_exif_orientation(img: Image.Image) -> Image.Image:
-    # Phone photos are stored sideways with an EXIF flag; honour it. Broken EXIF
-    # is cosmetic, so it must not make an otherwise readable image fail.
+def _orientation(img: Image.Image) -> int:
+    # Broken EXIF is cosmetic, so it must not make an otherwise readable image fail.
     try:
-        if img.getexif().get(_EXIF_ORIENTATION, 1) != 1:
-            return ImageOps.exif_transpose(img)
+        return int(img.getexif().get(_EXIF_ORIENTATION, 1))
     except Exception:  # noqa: BLE001
-        pass
+        return 1
+
+
+def _apply_exif_orientation(img: Image.Image) -> Image.Image:
+    # Phone photos are stored sideways with an EXIF flag; honour it.
+    if _orientation(img) != 1:
+        try:
+            return ImageOps.exif_transpose(img)
+        except Exception:  # noqa: BLE001
+            pass
     return img
 
 
@@ -165,3 +173,48 @@ def load_image(path: str | os.PathLike[str]) -> torch.Tensor:
     rgb = open_rgb(path)
     arr = np.array(rgb, dtype=np.uint8)  # [H, W, 3]; a writable copy for from_numpy
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+def load_crops(
+    path: str | os.PathLike[str], boxes_for: Callable[[int, int], np.ndarray], size: int
+) -> torch.Tensor:
+    """Decode ``path`` and return crops of it resized to ``size`` x ``size``: uint8 [V, 3, size, size].
+
+    ``boxes_for(height, width)`` gets the upright image's size and returns the crops as
+    int [V, 4] (top, left, h, w). When every crop is at least twice ``size`` on each side,
+    a JPEG is decoded at a reduced scale (PIL ``draft``: 1/2, 1/4 or 1/8), still at least
+    ``size`` pixels across each crop, so large photos cost a fraction of a full decode.
+    Each crop is resized with antialiased bilinear filtering from its own pixels only, like
+    ``TF.resize`` of the cropped tensor (to half a uint8 level at full-scale decoding).
+
+    Raises:
+        SimCLRError: "cannot read image '<path>': <reason>".
+    """
+    path = os.fspath(path)
+    with _reading(path), Image.open(path) as img:
+        if _orientation(img) != 1:  # a sideways phone photo: decode all of it, turn it upright
+            img.load()
+            rgb = _to_rgb(_apply_exif_orientation(img))
+            boxes = np.asarray(boxes_for(rgb.height, rgb.width))
+            scale_x = scale_y = 1.0
+        else:
+            width, height = img.size
+            boxes = np.asarray(boxes_for(height, width))
+            shrink = min(int(boxes[:, 2].min()), int(boxes[:, 3].min())) / size
+            if shrink >= 2:
+                img.draft("RGB", (math.ceil(width / shrink), math.ceil(height / shrink)))
+            img.load()
+            scale_x, scale_y = img.size[0] / width, img.size[1] / height
+            rgb = _to_rgb(img)
+        crops = [np.asarray(_resized_crop(rgb, box, scale_x, scale_y, size)) for box in boxes.tolist()]
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
+
+
+def _resized_crop(rgb: Image.Image, box: list[int], scale_x: float, scale_y: float, size: int) -> Image.Image:
+    top, left, h, w = box
+    if scale_x == scale_y == 1.0:
+        # Crop first: resizing with a box would also filter in pixels just outside the crop.
+        return rgb.crop((left, top, left + w, top + h)).resize((size, size), Image.BILINEAR)
+    # Reduced-scale decode: the crop covers >= 2 * size pixels a side, so edges barely matter.
+    return rgb.resize((size, size), Image.BILINEAR,
+                      box=(left * scale_x, top * scale_y, (left + w) * scale_x, (top + h) * scale_y))

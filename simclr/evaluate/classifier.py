@@ -16,13 +16,13 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from simclr.augment import ViewTransform, make_generator, view_seed
+from simclr.augment import ViewTransform, sample_key
+from simclr.data.sampling import epoch_order
 from simclr.errors import SimCLRError
 from simclr.evaluate.features import extract_features
 from simclr.evaluate.knn import topk_accuracy
 from simclr.models import SimCLR
 from simclr.optim import parameter_groups, set_lr, warmup_cosine_lr
-from simclr.train.loader import EpochSampler
 
 
 class Standardize(nn.Module):
@@ -113,7 +113,7 @@ class CropFlipViews(Dataset):
     def __getitem__(self, key: int) -> tuple[Tensor, int]:
         epoch, index = divmod(key, self.size)
         image, label = self.base[index]
-        return self.view(image, make_generator(view_seed(self.seed, epoch, index))), int(label)
+        return self.view(image, sample_key(self.seed, epoch, index)), int(label)
 
 
 def crop_flip(size: int, crop_scale: tuple[float, float], crop_ratio: tuple[float, float], flip_p: float) -> ViewTransform:
@@ -145,7 +145,7 @@ def train_classifier(
     views = CropFlipViews(dataset, view, seed)
     batch = min(batch_size, views.size)
     # Each epoch's seeded order holds whole batches only, so no batch spans two epochs.
-    order = [epoch * views.size + i for epoch in range(epochs) for i in EpochSampler(views.size, batch, seed, epoch)]
+    order = [epoch * views.size + i for epoch in range(epochs) for i in epoch_order(views.size, seed, epoch)[: views.size // batch * batch].tolist()]
     total, peak = len(order) // batch, base_lr * batch / 256
     optimizer = torch.optim.SGD(parameter_groups(network, weight_decay), lr=peak, momentum=momentum, nesterov=True)
     losses = []

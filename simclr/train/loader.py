@@ -1,12 +1,19 @@
-"""Batches of two views for pretraining, reproducible whatever the number of workers.
+"""Two-view batches for every step of a run, on the fast path whatever the data.
 
-A sample's views depend only on (run seed, epoch, sample index): the dataset seeds one
-generator per item with ``view_seed``, and the sampler's order depends only on (seed, epoch).
-A sampler can start mid-epoch, so a resumed run sees exactly the batches it would have seen.
+A sample's views depend only on its key (run seed, epoch, sample index), and the order only
+on (seed, epoch) (``simclr.data.sampling``), so a run gives the same batches for any number
+of loader workers or processes and resumes exactly at any step. Datasets are stateless (the
+epoch comes with the index), so one set of persistent loader workers serves the whole run.
 
-Two pipelines give the same views (same parameters per seed, rendering equal to float
-rounding): ``per_image`` augments in loader workers; ``batched`` ships uint8 images and
-augments the whole batch on the training device (:class:`PretrainBatches`).
+Pipelines (``augment.pipeline``; ``auto`` is ``batched``):
+
+- ``batched``, images in memory (mnist5k, CIFAR, STL-10): indexed directly, every op drawn
+  and applied to the whole uint8 batch on the training device.
+- ``batched``, files or other datasets: loader workers decode each image (JPEGs at reduced
+  scale when the crops allow) and cut its two random resized crops to uint8
+  ``size`` x ``size``; flip, colour, grayscale, blur and solarize then run batched on the
+  device. Folders of mixed sizes and of one size take this path alike.
+- ``per_image``: the reference: workers render each view with torchvision ops.
 """
 
 from __future__ import annotations
@@ -14,67 +21,19 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+import numpy as np
 import torch
+import torchvision.transforms.v2.functional as TF
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import InterpolationMode
 
-from simclr.augment import BatchedTwoViewTransform, TwoViewTransform, view_seed
-from simclr.data import TensorImages
+from simclr.augment import BatchedTwoViewTransform, TwoViewTransform, sample_key, sample_keys
+from simclr.augment.two_view import ViewPair
+from simclr.data import ImageFiles, TensorImages
+from simclr.data.sampling import RunSampler
 
-
-class TwoViewDataset(Dataset):
-    """Wraps a dataset of (uint8 image [3,H,W], label) into (view_a, view_b, label, index)."""
-
-    def __init__(self, base: Dataset, transform: TwoViewTransform, seed: int) -> None:
-        self.base = base
-        self.transform = transform
-        self.seed = seed
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
-
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, int, int]:
-        image, label = self.base[index]
-        view_a, view_b = self.transform(image, view_seed(self.seed, self.epoch, index))
-        return view_a, view_b, int(label), index
-
-
-class EpochSampler(Sampler[int]):
-    """A seeded permutation per epoch, truncated to whole batches, optionally started mid-epoch.
-
-    ``num_replicas``/``rank`` give each process a disjoint, interleaved shard of every
-    global batch (rank r takes positions r, r+R, … of it), so the union over ranks of one
-    step is exactly the single-process global batch.
-    """
-
-    def __init__(
-        self,
-        size: int,
-        batch_size: int,
-        seed: int,
-        epoch: int = 0,
-        start_step: int = 0,
-        num_replicas: int = 1,
-        rank: int = 0,
-    ) -> None:
-        self.size, self.batch_size, self.seed = size, batch_size, seed
-        self.epoch, self.start_step = epoch, start_step
-        self.num_replicas, self.rank = num_replicas, rank
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return self.size // self.batch_size
-
-    def __len__(self) -> int:
-        return (self.steps_per_epoch - self.start_step) * self.batch_size // self.num_replicas
-
-    def __iter__(self) -> Iterator[int]:
-        # index = size is never a sample index, so the order seed never equals a view seed.
-        generator = torch.Generator().manual_seed(view_seed(self.seed, self.epoch, self.size))
-        order = torch.randperm(self.size, generator=generator)
-        used = order[self.start_step * self.batch_size : self.steps_per_epoch * self.batch_size]
-        return iter(used[self.rank :: self.num_replicas].tolist())
+PIPELINES = ("auto", "batched", "per_image")
 
 
 def default_workers(processes_per_machine: int = 1) -> int:
@@ -83,68 +42,107 @@ def default_workers(processes_per_machine: int = 1) -> int:
     return max(0, min(8, (cores - processes_per_machine) // processes_per_machine))
 
 
-def make_loader(
-    dataset: Dataset, sampler: EpochSampler, workers: int, pin_memory: bool
-) -> DataLoader:
-    """A loader over ``sampler``'s indices in per-rank batches of ``batch_size // num_replicas``."""
-    return DataLoader(
-        dataset,
-        batch_size=sampler.batch_size // sampler.num_replicas,
-        sampler=sampler,
-        num_workers=workers,
-        pin_memory=pin_memory,
-        drop_last=True,
-        persistent_workers=False,  # workers must see the dataset's new epoch each time
-    )
+def resolve_pipeline(pipeline: str) -> str:
+    """``auto`` -> ``batched``; the name that goes into the saved config."""
+    return "batched" if pipeline == "auto" else pipeline
 
 
-class _IndexedImages(Dataset):
-    """(uint8 image [3,H,W], label, index) items, for augmenting on the device afterwards."""
+class PerImagePairs(Dataset):
+    """``(epoch, index)`` -> (view_a, view_b float32 [3, S, S], label): the per-image reference pipeline."""
 
-    def __init__(self, base: Dataset) -> None:
-        self.base = base
+    def __init__(self, base: Dataset, pair: ViewPair, seed: int) -> None:
+        self.base, self.transform, self.seed = base, TwoViewTransform(pair.view_a, pair.view_b), seed
 
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
 
-    def __getitem__(self, index: int) -> tuple[Tensor, int, int]:
+    def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, Tensor, int]:
+        epoch, index = key
         image, label = self.base[index]
-        return image, int(label), index
+        view_a, view_b = self.transform(image, sample_key(self.seed, epoch, index))
+        return view_a, view_b, int(label)
 
 
-def use_batched_pipeline(pipeline: str, base: Dataset) -> bool:
-    """``auto`` picks batched augmentation when every image has one size (decoded tensor datasets)."""
-    return pipeline == "batched" or (pipeline == "auto" and isinstance(base, TensorImages))
+class CroppedPairs(Dataset):
+    """``(epoch, index)`` -> (crop_a, crop_b uint8 [3, S, S], label, epoch, index): the two views'
+    random resized crops, cut in the loader worker; the rest of each view is drawn on the device."""
+
+    def __init__(self, base: Dataset, pair: ViewPair, seed: int) -> None:
+        self.base, self.pair, self.seed = base, pair, seed
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, Tensor, int, int, int]:
+        epoch, index = key
+        sample = sample_key(self.seed, epoch, index)
+        size = self.pair.size
+
+        def boxes_for(height: int, width: int) -> np.ndarray:
+            return np.concatenate([self.pair.view_a.sample_crops([sample], 0, height, width),
+                                   self.pair.view_b.sample_crops([sample], 1, height, width)])
+
+        if isinstance(self.base, ImageFiles):
+            crops, label = self.base.load_crops(index, boxes_for, size), int(self.base.labels[index])
+        else:
+            image, label = self.base[index]
+            crops = torch.stack([_crop_resize_uint8(image, box, size)
+                                 for box in boxes_for(*image.shape[-2:]).tolist()])
+        return crops[0], crops[1], int(label), epoch, index
+
+
+def _crop_resize_uint8(image: Tensor, box: list[int], size: int) -> Tensor:
+    top, left, h, w = box
+    x = image[:, top : top + h, left : left + w].float()
+    x = TF.resize(x, [size, size], InterpolationMode.BILINEAR, antialias=True)
+    return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
 class PretrainBatches:
-    """This process's (view_a, view_b, labels) batches of an epoch, from either pipeline.
+    """This process's ``(view_a, view_b, labels)`` for each step of a run, views on ``device``.
 
-    Batched: images already in memory are indexed directly; files are decoded by loader
-    workers into uint8 batches (all images one size). The views are then drawn on ``device``.
+    ``batch_size`` is the global batch; each process gets its shard (``RunSampler``).
     """
 
-    def __init__(self, dataset: TwoViewDataset, batched: bool, workers: int, device: torch.device) -> None:
-        self.dataset, self.workers, self.device = dataset, workers, device
-        self.batched = BatchedTwoViewTransform(dataset.transform.view_a, dataset.transform.view_b) if batched else None
+    def __init__(self, dataset: Dataset, pair: ViewPair, seed: int, batch_size: int, pipeline: str,
+                 workers: int, device: torch.device, num_replicas: int = 1, rank: int = 0) -> None:
+        self.dataset, self.seed, self.batch_size = dataset, seed, batch_size
+        self.pipeline, self.workers, self.device = resolve_pipeline(pipeline), workers, device
+        self.num_replicas, self.rank = num_replicas, rank
+        self.transform = BatchedTwoViewTransform(pair.view_a, pair.view_b)
 
-    def epoch(self, sampler: EpochSampler) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-        pin = self.device.type == "cuda"
-        self.dataset.epoch = sampler.epoch
-        if self.batched is None:
-            for view_a, view_b, labels, _ in make_loader(self.dataset, sampler, self.workers, pin):
-                yield view_a, view_b, labels
-            return
-        base = self.dataset.base
-        if isinstance(base, TensorImages):
-            indices = torch.tensor(list(sampler), dtype=torch.long)
-            per_step = sampler.batch_size // sampler.num_replicas
-            batches = ((base.images[chunk], base.labels[chunk], chunk) for chunk in indices.split(per_step))
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.dataset) // self.batch_size  # type: ignore[arg-type]
+
+    def iterate(self, start_step: int, stop_step: int) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        """Batches of steps ``start_step .. stop_step - 1``, in order."""
+        sampler = RunSampler(len(self.dataset), self.batch_size, self.seed, start_step, stop_step,  # type: ignore[arg-type]
+                             self.num_replicas, self.rank)
+        if self.pipeline == "per_image":
+            yield from self._load(PerImagePairs(self.dataset, self.transform, self.seed), sampler)
+        elif isinstance(self.dataset, TensorImages):
+            yield from self._in_memory(sampler)
         else:
-            batches = iter(make_loader(_IndexedImages(base), sampler, self.workers, pin))
-        for images, labels, chunk in batches:
-            if pin:
-                images = images.pin_memory()
-            seeds = [view_seed(self.dataset.seed, sampler.epoch, int(i)) for i in chunk]
-            view_a, view_b = self.batched(images.to(self.device, non_blocking=True), seeds)
-            yield view_a, view_b, labels
+            for crops_a, crops_b, labels, epochs, indices in self._load(CroppedPairs(self.dataset, self.transform, self.seed), sampler):
+                keys = sample_keys(self.seed, epochs.numpy(), indices.numpy())
+                view_a, view_b = self.transform.from_crops(self._to_device(crops_a), self._to_device(crops_b), keys)
+                yield view_a, view_b, labels
+
+    def _in_memory(self, sampler: RunSampler) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        images, labels = self.dataset.images, self.dataset.labels  # type: ignore[attr-defined]
+        for epoch, indices in sampler.steps():
+            keys = sample_keys(self.seed, epoch, indices.numpy())
+            view_a, view_b = self.transform(self._to_device(images[indices]), keys)
+            yield view_a, view_b, labels[indices]
+
+    def _load(self, dataset: Dataset, sampler: RunSampler) -> DataLoader:
+        # One loader (one iterator) spans the run, so its workers persist across epochs.
+        return DataLoader(dataset, batch_size=sampler.per_rank, sampler=sampler, num_workers=self.workers,
+                          pin_memory=self.device.type == "cuda", drop_last=True,
+                          persistent_workers=self.workers > 0)
+
+    def _to_device(self, images: Tensor) -> Tensor:
+        if self.device.type == "cuda":
+            images = images.pin_memory()
+        return images.to(self.device, non_blocking=True)
