@@ -72,9 +72,7 @@ def adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
     r, g, b = x.unbind(dim=1)
     maxc, minc = x.amax(dim=1), x.amin(dim=1)
     chroma = maxc - minc
-    numerator = torch.where(
-        maxc == r, g - b, torch.where(maxc == g, b - r + 2.0 * chroma, r - g + 4.0 * chroma)
-    )
+    numerator = torch.where(maxc == r, g - b, torch.where(maxc == g, b - r + 2.0 * chroma, r - g + 4.0 * chroma))
     # Grey pixels have numerator 0, so any positive divisor gives them hue 0.
     h6 = numerator.div_(chroma.clamp(min=1e-12))
     h6 = h6.add_(6.0 * shift.view(-1, 1, 1)).unsqueeze(1)

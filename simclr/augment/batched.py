@@ -32,11 +32,7 @@ from simclr.augment.view import BRIGHTNESS, CONTRAST, HUE, SATURATION, ViewParam
 from simclr.errors import SimCLRError
 
 _COLOR_OPS: dict[int, Callable[[Tensor, Tensor], Tensor]] = {
-    BRIGHTNESS: ops.adjust_brightness,
-    CONTRAST: ops.adjust_contrast,
-    SATURATION: ops.adjust_saturation,
-    HUE: ops.adjust_hue,
-}
+    BRIGHTNESS: ops.adjust_brightness, CONTRAST: ops.adjust_contrast, SATURATION: ops.adjust_saturation, HUE: ops.adjust_hue}
 
 
 class BatchedTwoViewTransform(ViewPair):

@@ -37,9 +37,9 @@ def mix64(x: np.ndarray) -> np.ndarray:
 def sample_keys(seed: int, epoch: int | np.ndarray, index: int | np.ndarray) -> np.ndarray:
     """uint64 keys [B] of samples ``index`` (ints < 2**40) in ``epoch`` (ints < 2**24) of run ``seed``."""
     epoch, index = _integers("epochs", epoch), _integers("sample indices", index)
-    if index.size and (index.min() < 0 or index.max() >= 1 << INDEX_BITS):
+    if index.size and index.max() >= 1 << INDEX_BITS:
         raise SimCLRError(f"sample indices must be in [0, 2**{INDEX_BITS}), got {index.min()}..{index.max()}")
-    if epoch.size and (epoch.min() < 0 or epoch.max() >= 1 << EPOCH_BITS):
+    if epoch.size and epoch.max() >= 1 << EPOCH_BITS:
         raise SimCLRError(f"epochs must be in [0, 2**{EPOCH_BITS}), got {epoch.min()}..{epoch.max()}")
     try:
         epoch, index = np.broadcast_arrays(epoch, index)
@@ -47,21 +47,20 @@ def sample_keys(seed: int, epoch: int | np.ndarray, index: int | np.ndarray) -> 
         raise SimCLRError(f"epochs and sample indices must have one shape, got {epoch.shape} and {index.shape}") from None
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 1 << 64:
         raise SimCLRError(f"seed must be an integer in [0, 2**64), got {seed!r}")
-    counter = (epoch.astype(np.uint64) << np.uint64(INDEX_BITS)) | index.astype(np.uint64)
+    counter = (epoch << np.uint64(INDEX_BITS)) | index
     return np.atleast_1d(mix64(counter ^ mix64(np.uint64(int(seed)))))
 
 
 def _integers(name: str, values: object) -> np.ndarray:
-    """``values`` as an int64 array if every entry is an integer in int64's range, else SimCLRError."""
+    """``values`` as a uint64 array if every entry is an integer >= 0 (below 2**64), else SimCLRError."""
     array = np.asarray(values.cpu().numpy() if hasattr(values, "cpu") else values)  # type: ignore[union-attr]
-    if array.size == 0:
-        return array.astype(np.int64)
-    if array.dtype == object or array.dtype.kind not in "iu":
-        if array.dtype != object or not all(_is_key(v) and int(v) < 1 << 63 for v in array.ravel().tolist()):
-            raise SimCLRError(f"{name} must be integers, got {values!r:.80}")
-    elif array.dtype.kind == "u" and array.size and int(array.max()) >= 1 << 63:
-        raise SimCLRError(f"{name} must be integers below 2**63, got {values!r:.80}")
-    return array.astype(np.int64)
+    if array.dtype.kind in "iu":
+        valid = not array.size or array.min() >= 0
+    else:
+        valid = array.dtype.kind == "O" and all(_is_key(v) for v in array.ravel().tolist())
+    if not valid and array.size:
+        raise SimCLRError(f"{name} must be integers >= 0, got {values!r:.80}")
+    return array.astype(np.uint64)
 
 
 def sample_key(seed: int, epoch: int, index: int) -> int:

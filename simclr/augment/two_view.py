@@ -1,4 +1,4 @@
-"""The SimCLR pair of views from one seed, and the deterministic evaluation transform."""
+"""The SimCLR pair of views from one sample key, and the deterministic evaluation transform."""
 
 from __future__ import annotations
 
@@ -21,13 +21,9 @@ class ViewPair:
         view_b = view_a if view_b is None else view_b
         if not isinstance(view_b, ViewTransform):
             raise SimCLRError(f"view_b must be a ViewTransform, got {type(view_b).__name__}")
-        if view_a.size != view_b.size:
-            # Views are stacked into one batch, so they must share a shape.
-            raise SimCLRError(
-                f"view_b.size must equal view_a.size ({view_a.size}), got {view_b.size}"
-            )
-        self.view_a = view_a
-        self.view_b = view_b
+        if view_a.size != view_b.size:  # views are stacked into one batch, so they share a shape
+            raise SimCLRError(f"view_b.size must equal view_a.size ({view_a.size}), got {view_b.size}")
+        self.view_a, self.view_b = view_a, view_b
 
     @property
     def size(self) -> int:
@@ -35,10 +31,8 @@ class ViewPair:
         return self.view_a.size
 
     def __repr__(self) -> str:
-        name = type(self).__name__
-        if self.view_b is self.view_a:
-            return f"{name}({self.view_a!r})"
-        return f"{name}(view_a={self.view_a!r}, view_b={self.view_b!r})"
+        views = repr(self.view_a) if self.view_b is self.view_a else f"view_a={self.view_a!r}, view_b={self.view_b!r}"
+        return f"{type(self).__name__}({views})"
 
 
 class TwoViewTransform(ViewPair):

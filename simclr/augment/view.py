@@ -33,6 +33,8 @@ CROP_SLOTS = 4 * CROP_ATTEMPTS  # draws 0-39: (area, aspect, top, left) per atte
 # Draws 40-53: flip, colour on, 4 for the colour order, 3 factors, hue, grayscale, blur on,
 # blur sigma, solarize.
 PHOTOMETRIC_SLOTS = 14
+_REPR_FIELDS = ("size", "crop_scale", "crop_ratio", "flip_p", "color_strength", "color_p", "gray_p", "blur_p",
+                "blur_sigma", "blur_kernel_size", "solarize_p", "solarize_threshold")
 
 
 @dataclass(frozen=True)
@@ -103,31 +105,24 @@ class ViewTransform:
     ) -> None:
         self.size = check_int_at_least("size", size, 1)
         self.crop_scale = check_pair("crop_scale", crop_scale)
-        if not 0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0:
-            raise SimCLRError(f"crop_scale must satisfy 0 < lo <= hi <= 1, got {crop_scale!r}")
+        _require(0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0, f"crop_scale must satisfy 0 < lo <= hi <= 1, got {crop_scale!r}")
         self.crop_ratio = check_pair("crop_ratio", crop_ratio)
-        if self.crop_ratio[0] <= 0.0:
-            raise SimCLRError(f"crop_ratio must satisfy 0 < lo <= hi, got {crop_ratio!r}")
+        _require(self.crop_ratio[0] > 0.0, f"crop_ratio must satisfy 0 < lo <= hi, got {crop_ratio!r}")
         self.flip_p = check_probability("flip_p", flip_p)
         self.color_strength = check_real("color_strength", color_strength)
-        if self.color_strength < 0.0:
-            raise SimCLRError(f"color_strength must be >= 0, got {color_strength!r}")
+        _require(self.color_strength >= 0.0, f"color_strength must be >= 0, got {color_strength!r}")
         self.color_p = check_probability("color_p", color_p)
         self.gray_p = check_probability("gray_p", gray_p)
         auto_blur = 0.5 if self.size > 32 else 0.0
         self.blur_p = auto_blur if blur_p is None else check_probability("blur_p", blur_p)
         self.blur_sigma = check_pair("blur_sigma", blur_sigma)
-        if self.blur_sigma[0] <= 0.0:
-            raise SimCLRError(f"blur_sigma must satisfy 0 < lo <= hi, got {blur_sigma!r}")
+        _require(self.blur_sigma[0] > 0.0, f"blur_sigma must satisfy 0 < lo <= hi, got {blur_sigma!r}")
         frac = check_real("blur_kernel_frac", blur_kernel_frac)
-        if not 0.0 < frac <= 1.0:
-            raise SimCLRError(f"blur_kernel_frac must be in (0, 1], got {blur_kernel_frac!r}")
+        _require(0.0 < frac <= 1.0, f"blur_kernel_frac must be in (0, 1], got {blur_kernel_frac!r}")
         self.blur_kernel_size = _odd_kernel_size(self.size, frac)
         self.solarize_p = check_probability("solarize_p", solarize_p)
-        threshold = check_real("solarize_threshold", solarize_threshold)
-        if not 0.0 <= threshold <= 255.0:
-            raise SimCLRError(f"solarize_threshold must be in [0, 255], got {solarize_threshold!r}")
-        self.solarize_threshold = threshold
+        self.solarize_threshold = check_real("solarize_threshold", solarize_threshold)
+        _require(0.0 <= self.solarize_threshold <= 255.0, f"solarize_threshold must be in [0, 255], got {solarize_threshold!r}")
 
         s = self.color_strength
         # Paper: ColorJitter(0.8s, 0.8s, 0.8s, 0.2s); hue is capped by adjust_hue's domain.
@@ -135,14 +130,7 @@ class ViewTransform:
         self._hue_max = min(0.2 * s, 0.5)
 
     def __repr__(self) -> str:
-        return (
-            f"ViewTransform(size={self.size}, crop_scale={self.crop_scale}, "
-            f"crop_ratio={self.crop_ratio}, flip_p={self.flip_p}, "
-            f"color_strength={self.color_strength}, color_p={self.color_p}, "
-            f"gray_p={self.gray_p}, blur_p={self.blur_p}, blur_sigma={self.blur_sigma}, "
-            f"blur_kernel_size={self.blur_kernel_size}, solarize_p={self.solarize_p}, "
-            f"solarize_threshold={self.solarize_threshold})"
-        )
+        return f"ViewTransform({', '.join(f'{name}={getattr(self, name)}' for name in _REPR_FIELDS)})"
 
     def sample(
         self, keys: object, view: int = 0, heights: object = None, widths: object = None
@@ -257,9 +245,13 @@ class ViewTransform:
         return self.apply(image, self.sample([key], view, image.shape[-2], image.shape[-1]))
 
 
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise SimCLRError(message)
+
+
 def _check_view(view: object) -> int:
-    if view not in (0, 1) or isinstance(view, bool):
-        raise SimCLRError(f"view must be 0 or 1, got {view!r}")
+    _require(view in (0, 1) and not isinstance(view, bool), f"view must be 0 or 1, got {view!r}")
     return int(view)  # type: ignore[arg-type]
 
 
