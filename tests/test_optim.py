@@ -191,6 +191,30 @@ def test_parameter_groups_split_by_ndim() -> None:
         parameter_groups(model, -1.0)
 
 
+def test_parameter_groups_put_a_plain_module_last_without_decay_or_adaptation() -> None:
+    model, head = nn.Linear(4, 3), nn.Linear(3, 2)
+    groups = parameter_groups(model, weight_decay=1e-4, plain=head)
+    assert [g["weight_decay"] for g in groups] == [1e-4, 0.0, 0.0]
+    assert groups[-1]["adapt"] is False and [id(p) for p in groups[-1]["params"]] == [id(head.weight), id(head.bias)]
+    assert all("adapt" not in g for g in groups[:-1])
+
+
+def test_lars_group_without_adaptation_is_plain_sgd_momentum() -> None:
+    """An ``adapt=False`` group: no weight decay and no trust ratio, i.e. torch's SGD with momentum."""
+    start = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    lars_w, sgd_w, adapted_w = (start.clone().requires_grad_() for _ in range(3))
+    lars = LARS([{"params": [lars_w], "adapt": False, "weight_decay": 0.0}], lr=0.5, momentum=0.9, weight_decay=0.1)
+    sgd = torch.optim.SGD([sgd_w], lr=0.5, momentum=0.9)
+    adapted = LARS([adapted_w], lr=0.5, momentum=0.9, weight_decay=0.1)
+    for step in range(3):
+        grad = torch.randn(4, 3, generator=torch.Generator().manual_seed(10 + step))
+        for w, opt in ((lars_w, lars), (sgd_w, sgd), (adapted_w, adapted)):
+            w.grad = grad.clone()
+            opt.step()
+    torch.testing.assert_close(lars_w.detach(), sgd_w.detach(), rtol=1e-6, atol=1e-7)
+    assert not torch.allclose(adapted_w, sgd_w, atol=1e-3)  # the default group would have been adapted
+
+
 @pytest.mark.parametrize(
     ("name", "cls"),
     [("lars", LARS), ("sgd", torch.optim.SGD), ("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)],

@@ -21,15 +21,17 @@ __all__ = ["OPTIMIZERS", "build_optimizer", "parameter_groups"]
 OPTIMIZERS = ("lars", "sgd", "adam", "adamw")
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+def parameter_groups(model: nn.Module, weight_decay: float, plain: nn.Module | None = None) -> list[dict[str, Any]]:
     """Split trainable parameters of ``model`` into decayed and non-decayed groups.
 
     One rule: parameters with ``ndim <= 1`` (biases, norm-layer scales and
     shifts) get ``weight_decay = 0``; all others get ``weight_decay``. Frozen
     parameters (``requires_grad=False``) are left out, and so are empty groups.
+    ``plain``'s parameters (e.g. an online classifier, as in the paper's code) form a
+    last group with no weight decay and no LARS adaptation (``adapt=False``).
 
     Returns:
-        Up to two dicts ``{"params": list[Tensor], "weight_decay": float}``,
+        Up to three dicts ``{"params": list[Tensor], "weight_decay": float}``,
         decayed group first.
 
     Raises:
@@ -46,6 +48,7 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
     groups = [
         {"params": decay, "weight_decay": float(weight_decay)},
         {"params": no_decay, "weight_decay": 0.0},
+        {"params": [p for p in plain.parameters() if p.requires_grad] if plain else [], "weight_decay": 0.0, "adapt": False},
     ]
     return [g for g in groups if g["params"]]
 

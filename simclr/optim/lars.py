@@ -35,14 +35,15 @@ class LARS(torch.optim.Optimizer):
 
     For every parameter ``p`` with gradient ``g``:
 
-    * ``p.ndim > 1`` (conv / linear weights) is *adapted*:
+    * ``p.ndim > 1`` (conv / linear weights) in a group with ``adapt=True`` (the default) is *adapted*:
       ``g <- g + weight_decay * p``;
       ``trust = eta * ||p|| / ||g||`` if both norms are > 0, else 1;
-    * ``p.ndim <= 1`` (biases, BatchNorm affine) gets no weight decay and
-      ``trust = 1``, matching the reference's exclusion of bias and BN variables;
+    * ``p.ndim <= 1`` (biases, BatchNorm affine) and every parameter of an ``adapt=False``
+      group get no weight decay and ``trust = 1``, matching the reference's exclusion of bias,
+      BN and supervised-head variables (plain momentum SGD);
     * ``buf <- momentum * buf + lr * trust * g``; ``p <- p - buf``.
 
-    ``lr``, ``momentum``, ``weight_decay`` and ``eta`` may be overridden per
+    ``lr``, ``momentum``, ``weight_decay``, ``eta`` and ``adapt`` may be overridden per
     parameter group. Parameters without a gradient are skipped.
 
     Args:
@@ -65,7 +66,7 @@ class LARS(torch.optim.Optimizer):
         eta: float = 0.001,
     ) -> None:
         _check_hparams(lr, momentum, weight_decay, eta)
-        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta)
+        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, adapt=True)
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -92,7 +93,7 @@ class LARS(torch.optim.Optimizer):
                 if grad.is_sparse:
                     raise SimCLRError("LARS does not support sparse gradients")
 
-                if p.ndim > 1:
+                if p.ndim > 1 and group["adapt"]:
                     # Out of place: p.grad must stay the raw gradient.
                     grad = grad.add(p, alpha=weight_decay) if weight_decay != 0 else grad
                     w_norm = torch.linalg.vector_norm(p)
