@@ -3,12 +3,13 @@
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from simclr.benchmark.augment import bench_augmentation, main
-from simclr.benchmark.folder import steady_rate
+from simclr.benchmark.folder import steady_rates
 from simclr.errors import SimCLRError
 
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "bench.py"
@@ -44,7 +45,7 @@ def test_bench_folder_suite_measures_both_comparisons(tmp_path):
     rows = [json.loads(line) for line in out.strip().splitlines()]
     assert [(row["benchmark"], row.get("pipeline")) for row in rows] == [
         ("folder", "auto"), ("folder", "per_image"), ("folder_demo", None)]
-    setting = {"device", "threads", "workers", "image_size", "batch_size", "steps", "warmup_steps", "images"}
+    setting = {"device", "threads", "workers", "image_size", "batch_size", "steps", "warmup_steps", "repeats", "images"}
     for row in rows[:2]:
         assert setting | {"source_sizes", "arch", "ran_as"} <= row.keys()
         assert row["simclr_images_per_s"] > 0 and row["standard_images_per_s"] > 0
@@ -61,16 +62,21 @@ def test_bench_folder_suite_measures_both_comparisons(tmp_path):
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 3
 
 
-def test_steady_rate_subtracts_the_fastest_short_run_from_the_fastest_long_run():
+def test_steady_rates_take_turns_and_subtract_the_fastest_short_run_from_the_fastest_long_run():
     calls = []
 
-    def seconds_for(steps: int) -> float:  # 3 s of start-up, 0.5 s a step; the first run and one long run delayed
-        calls.append(steps)
-        return 3.0 + 0.5 * steps + (4.0 if len(calls) in (1, 4) else 0.0)
+    def timer(name: str, per_step: float) -> Callable[[int], float]:
+        def seconds_for(steps: int) -> float:  # 3 s of start-up; the process's first run and one long run delayed
+            calls.append((name, steps))
+            return 3.0 + per_step * steps + (4.0 if len(calls) in (1, 6) else 0.0)
 
-    assert steady_rate(seconds_for, 2, 8, 32, repeats=2) == pytest.approx(8 * 32 / (0.5 * 8))
-    assert calls == [2, 10, 2, 10]
-    assert steady_rate(lambda steps: 1.0, 1, 1, 4, repeats=1) == pytest.approx(4 / 0.1)  # never faster than the timer resolves
+        return seconds_for
+
+    rates = steady_rates({"a": timer("a", 0.5), "b": timer("b", 0.25)}, 2, 8, 32, repeats=2)
+    assert rates == pytest.approx({"a": 8 * 32 / (0.5 * 8), "b": 8 * 32 / (0.25 * 8)})
+    assert calls == [("a", 2), ("a", 10), ("b", 2), ("b", 10)] * 2
+    # Never faster than pretrain's 0.1 s timer resolves.
+    assert steady_rates({"a": lambda steps: 1.0}, 1, 1, 4, repeats=1) == {"a": pytest.approx(4 / 0.1)}
 
 
 def test_bench_augmentation_reports_rates_and_ratio(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,14 +13,17 @@ Two measurements, each taken in one process on one machine:
 
 Steady state is the difference of runs ``warmup`` and ``warmup + steps`` steps long, so start-up
 (data scan, model, loader workers, first batches) and the final checkpoint cancel; every run
-stays inside the first epoch. Short and long runs alternate ``repeats`` times and the fastest
-of each counts: other processes on a shared machine only ever add time, and the process's
-first run (first-call kernel set-up) is a short one. Images/s count source images (two views each).
+stays inside the first epoch. The compared pipelines take turns, a short and a long run each,
+``repeats`` rounds, and the fastest short and long run of each count: load from other processes
+falls on all of them alike and only ever adds time, and the first run of the process (first-call
+kernel set-up) is a short one. Images/s count source images (two views each). On a machine
+shared with other work the figures still move by tens of per cent: read ``load_average``.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -51,7 +54,8 @@ PHOTO_SIZES = ((500, 375), (375, 500), (640, 480))  # (width, height), as ImageN
 _SECONDS_RESOLUTION = 0.1  # pretrain() reports seconds rounded to this
 
 
-def write_photos(directory: Path, count: int, sizes: Sequence[tuple[int, int]] = PHOTO_SIZES, seed: int = 0) -> list[Path]:
+def write_photos(directory: Path, count: int, sizes: Sequence[tuple[int, int]] = PHOTO_SIZES,
+                 seed: int = 0) -> list[Path]:
     """``count`` JPEGs (quality 90) in ``directory``: seeded crops of the sample photos, cycling through ``sizes``."""
     from sklearn.datasets import load_sample_images  # only this benchmark needs scikit-learn
 
@@ -72,7 +76,7 @@ def write_photos(directory: Path, count: int, sizes: Sequence[tuple[int, int]] =
 
 
 def write_digits(directory: Path, limit: int | None = None) -> int:
-    """mnist5k as PNGs in ``directory/{train,test}/<class>/`` (its pretraining and test splits); returns the train count.
+    """mnist5k's pretraining and test splits as PNGs in ``directory/{train,test}/<class>/``; returns the train count.
 
     ``limit`` keeps the first images of each split only (a smoke test's folder).
     """
@@ -88,16 +92,25 @@ def write_digits(directory: Path, limit: int | None = None) -> int:
     return written["train"]
 
 
-def steady_rate(seconds_for: Callable[[int], float], warmup: int, steps: int, batch_size: int, repeats: int = 2) -> float:
-    """Images/s of steps ``warmup`` to ``warmup + steps``: ``seconds_for(n)`` times a whole run of n steps.
+def steady_rates(timers: dict[str, Callable[[int], float]], warmup: int, steps: int, batch_size: int,
+                 repeats: int = 2) -> dict[str, float]:
+    """Images/s of steps ``warmup`` to ``warmup + steps`` per pipeline; ``timers[name](n)`` times an n-step run.
 
-    Alternates short and long runs ``repeats`` times and subtracts the fastest short from the fastest long.
+    Each round runs every pipeline short then long, in turn; each rate subtracts the pipeline's
+    fastest short run from its fastest long one.
     """
-    short, long = [], []
+    short: dict[str, list[float]] = {name: [] for name in timers}
+    long: dict[str, list[float]] = {name: [] for name in timers}
     for _ in range(repeats):
-        short.append(seconds_for(warmup))
-        long.append(seconds_for(warmup + steps))
-    return steps * batch_size / max(min(long) - min(short), _SECONDS_RESOLUTION)
+        for name, seconds_for in timers.items():
+            short[name].append(seconds_for(warmup))
+            long[name].append(seconds_for(warmup + steps))
+    return {name: steps * batch_size / max(min(long[name]) - min(short[name]), _SECONDS_RESOLUTION) for name in timers}
+
+
+def _load_average() -> float | None:
+    """The machine's 1-minute load average (runnable processes), where the system tells it."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
 def _configure(config: Config, values: dict[str, object]) -> Config:
@@ -183,60 +196,62 @@ def bench_photo_folder(root: Path, device: str = "cpu", images: int = 384, image
     so that every timed step lies in the first epoch.
     """
     if images < (warmup + steps) * batch_size:
-        raise SimCLRError(f"{images} images give fewer than the {warmup + steps} steps of batch {batch_size} in one epoch")
+        raise SimCLRError(f"{images} images give fewer than {warmup + steps} steps of batch {batch_size} in one epoch")
     paths = write_photos(root / "photos", images, sizes)
     base = {"data.name": str(root / "photos"), "data.image_size": image_size, "model.arch": "resnet18",
             "model.width": 0.0625, "model.cifar_stem": False, "train.precision": "fp32", "optim.optimizer": "lars",
             "train.epochs": 100, **_fixed(device, workers, batch_size)}
     standard_config = _configure(Config(), base)
-    standard = steady_rate(lambda n: standard_seconds(standard_config, paths, n, torch.device(device)),
-                           warmup, steps, batch_size, repeats)
+    runs = {pipeline: _Runs(_configure(Config(), {**base, "augment.pipeline": pipeline}), root / "runs",
+                            f"photos-{pipeline}") for pipeline in ("auto", "per_image")}
+    timers = {"standard": lambda n: standard_seconds(standard_config, paths, n, torch.device(device)),
+              **{pipeline: run.seconds for pipeline, run in runs.items()}}
+    rates = steady_rates(timers, warmup, steps, batch_size, repeats)
     rows = []
-    for pipeline in ("auto", "per_image"):
-        runs = _Runs(_configure(Config(), {**base, "augment.pipeline": pipeline}), root / "runs", f"photos-{pipeline}")
-        rate = steady_rate(runs.seconds, warmup, steps, batch_size, repeats)
+    for pipeline, run in runs.items():
         rows.append({
             "benchmark": "folder",
             "device": device_name(torch.device(device)),
-            "arch": f"resnet18 x{runs.config.model.width:g}",
+            "arch": f"resnet18 x{run.config.model.width:g}",
             "image_size": image_size,
             "source_sizes": ",".join(f"{w}x{h}" for w, h in sizes),
             "images": images,
             "batch_size": batch_size,
             "precision": "fp32",
             "pipeline": pipeline,
-            "ran_as": runs.ran_as,
+            "ran_as": run.ran_as,
             "threads": torch.get_num_threads(),
             "workers": workers,
             "steps": steps,
             "warmup_steps": warmup,
             "repeats": repeats,
-            "simclr_images_per_s": round(rate, 1),
-            "standard_images_per_s": round(standard, 1),
-            "ratio": round(rate / standard, 2),
+            "simclr_images_per_s": round(rates[pipeline], 1),
+            "standard_images_per_s": round(rates["standard"], 1),
+            "ratio": round(rates[pipeline] / rates["standard"], 2),
+            "load_average": _load_average(),
             "torch": torch.__version__,
         })
     return rows
 
 
-def bench_demo_folder(root: Path, device: str = "cpu", workers: int = 1, steps: int = 6, warmup: int = 2, repeats: int = 2,
-                      batch_size: int | None = None, digits: int | None = None) -> dict[str, object]:
+def bench_demo_folder(root: Path, device: str = "cpu", workers: int = 1, steps: int = 6, warmup: int = 2,
+                      repeats: int = 2, batch_size: int | None = None, digits: int | None = None) -> dict[str, object]:
     """The demo preset's images/s on mnist5k as a PNG folder and in memory, and their ratio (folder / memory).
 
     ``batch_size`` (default: the preset's) and ``digits`` (images per split written, default all)
     shrink it for a smoke test.
     """
     count = write_digits(root / "digits", digits)
-    rates, ran_as = {}, {}
+    runs = {}
     for where, name in (("folder", str(root / "digits")), ("memory", "mnist5k")):
         config = Config()
         load_preset(config, "demo")
         _configure(config, {"data.name": name, **_fixed(device, workers, batch_size or config.train.batch_size)})
-        if count < (warmup + steps) * config.train.batch_size:
-            raise SimCLRError(f"{count} digits give fewer than {warmup + steps} steps of batch {config.train.batch_size}")
-        runs = _Runs(config, root / "runs", f"demo-{where}")
-        rates[where] = steady_rate(runs.seconds, warmup, steps, config.train.batch_size, repeats)
-        ran_as[where] = runs.ran_as
+        runs[where] = _Runs(config, root / "runs", f"demo-{where}")
+    if count < (warmup + steps) * config.train.batch_size:
+        raise SimCLRError(f"{count} digits give fewer than {warmup + steps} steps of batch {config.train.batch_size}")
+    timers = {where: run.seconds for where, run in runs.items()}
+    rates = steady_rates(timers, warmup, steps, config.train.batch_size, repeats)
     m = config.model
     return {
         "benchmark": "folder_demo",
@@ -251,11 +266,12 @@ def bench_demo_folder(root: Path, device: str = "cpu", workers: int = 1, steps: 
         "steps": steps,
         "warmup_steps": warmup,
         "repeats": repeats,
-        "folder_pipeline": ran_as["folder"],
-        "memory_pipeline": ran_as["memory"],
+        "folder_pipeline": runs["folder"].ran_as,
+        "memory_pipeline": runs["memory"].ran_as,
         "folder_images_per_s": round(rates["folder"], 1),
         "memory_images_per_s": round(rates["memory"], 1),
         "ratio": round(rates["folder"] / rates["memory"], 2),
+        "load_average": _load_average(),
         "torch": torch.__version__,
     }
 
