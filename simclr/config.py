@@ -7,6 +7,7 @@ Resolution order: dataclass defaults < preset YAML < command-line options < ``--
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,11 @@ import yaml
 from simclr.errors import SimCLRError
 
 PRESET_DIR = Path(__file__).parent / "configs"
+log = logging.getLogger("simclr")
+
+# Saved configs outlive the code: keys of saved runs renamed since (old -> new) or removed (old -> None,
+# ignored with a warning). Presets and --set still refuse unknown keys.
+RENAMED: dict[str, str | None] = {"train.probe_lr": None}  # the probe joined the main optimizer
 
 
 @dataclass
@@ -27,6 +33,7 @@ class DataConfig:
     image_size: int | None = None  # None: the dataset's native size
     workers: int | None = None  # None: chosen from the CPU count
     skip_bad_images: bool = False  # folders: decode every file up front and leave out unreadable ones
+    decode: str = "cpu"  # folders: cpu (PIL in loader workers) | device (JPEGs decoded on the training device: nvJPEG on CUDA)
 
 
 @dataclass
@@ -40,7 +47,7 @@ class AugmentConfig:
     blur_p: float | None = None  # None: 0.5 above 32 px, off at or below (as the paper does for CIFAR)
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     solarize_p: float = 0.0
-    pipeline: str = "auto"  # batched (whole uint8 batches on the device) | per_image | auto: batched when images share a size
+    pipeline: str = "auto"  # auto = batched (views drawn and rendered per batch on the device; folders cropped in loader workers) | per_image
 
 
 @dataclass
@@ -80,7 +87,6 @@ class TrainConfig:
     keep_checkpoints: int = 3
     log_every: int = 10  # steps between reads of scalars from the device
     knn_every: int = 5  # epochs between kNN monitor runs; 0: off
-    probe_lr: float = 1e-3  # online linear probe (Adam on stop-gradient features)
     loss_chunk_rows: int | None = None  # build NT-Xent logits this many rows at a time (memory at huge batch)
     compile: bool = False  # torch.compile the network
     sync_bn: bool = True  # global BatchNorm statistics across processes under DDP (as the paper)
@@ -230,9 +236,26 @@ def load_preset(config: Config, name: str) -> None:
     apply_mapping(config, load_yaml(path, "preset"), f"preset '{name}'")
 
 
-def config_from_dict(mapping: dict[str, Any]) -> Config:
+def upgrade_saved(mapping: dict[str, Any], source: str) -> dict[str, Any]:
+    """A saved config's ``{section: {field: value}}`` with ``RENAMED`` keys moved or dropped."""
+    if not isinstance(mapping, dict):
+        return mapping  # apply_mapping names the problem
+    upgraded = {section: dict(values) if isinstance(values, dict) else values for section, values in mapping.items()}
+    for old, new in RENAMED.items():
+        section, name = old.split(".")
+        if isinstance(upgraded.get(section), dict) and name in upgraded[section]:
+            value = upgraded[section].pop(name)
+            if new is None:
+                log.warning("%s: ignoring '%s', an option this version no longer has", source, old)
+            else:
+                upgraded.setdefault(new.split(".")[0], {}).setdefault(new.split(".")[1], value)
+    return upgraded
+
+
+def config_from_dict(mapping: dict[str, Any], source: str = "saved config") -> Config:
+    """The config a run saved (``config.yaml`` or a checkpoint's), its renamed keys mapped."""
     config = Config()
-    apply_mapping(config, mapping, "saved config")
+    apply_mapping(config, upgrade_saved(mapping, source), source)
     return config
 
 

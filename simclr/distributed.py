@@ -56,9 +56,7 @@ def launched_by_torchrun() -> bool:
 
 
 def _device_for(local_rank: int, requested: str) -> torch.device:
-    from simclr.train.build import (
-        resolve_device,  # device rules live with the other config resolution
-    )
+    from simclr.runs import resolve_device  # device rules live with the other config resolution
 
     device = resolve_device(requested)
     if device.type == "cuda" and requested in ("auto", "cuda"):

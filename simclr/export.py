@@ -108,16 +108,11 @@ def encoder_from_model(model: SimCLR, config: Config) -> ImageEncoder:
 
 def load_run_encoder(run_dir: Path, checkpoint: Path | None = None) -> tuple[ImageEncoder, str]:
     """The encoder of a run folder's newest good checkpoint (or ``checkpoint``); no data needed."""
-    from simclr.evaluate.run import load_run_config
-    from simclr.train import checkpoint as ckpt
-    from simclr.train.build import build_model, check_same_model
+    from simclr.runs import load_run_config, load_run_model
 
     config = load_run_config(run_dir)
-    state, path = (ckpt.load_file(checkpoint), checkpoint) if checkpoint else ckpt.load_latest(run_dir / "checkpoints")
-    check_same_model(state["config"], config, f"checkpoint '{path}'")
-    model = build_model(config, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # normalisation comes from the state
-    model.load_state_dict(state["model"])
-    return encoder_from_model(model, config), f"{path} (step {state['step']})"
+    model, source = load_run_model(config, run_dir, checkpoint=checkpoint)
+    return encoder_from_model(model, config), source
 
 
 def save_safetensors(encoder: ImageEncoder, path: Path) -> Path:
@@ -206,8 +201,8 @@ def load_encoder(path: str | Path) -> nn.Module:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return torch.jit.load(str(path), map_location="cpu").eval()
-    from simclr.train import checkpoint as ckpt
-    from simclr.train.build import build_model
+    from simclr import checkpoint as ckpt
+    from simclr.runs import build_model
 
     state = ckpt.load_file(path)
     config = config_from_dict(state["config"])

@@ -101,6 +101,7 @@ def validate(config: Config) -> None:
     _require(0.0 < data.valid_size < 1.0, f"data.valid_size must be in (0, 1), got {data.valid_size}")
     _require(data.image_size is None or data.image_size >= 8, f"data.image_size must be >= 8, got {data.image_size}")
     _require(data.workers is None or data.workers >= 0, f"data.workers must be >= 0, got {data.workers}")
+    _require(data.decode in ("cpu", "device"), f"data.decode must be cpu or device, got '{data.decode}'")
 
     _fraction_range("augment.crop_scale", aug.crop_scale)
     _require(0 < aug.crop_ratio[0] <= aug.crop_ratio[1], f"augment.crop_ratio must satisfy 0 < lo <= hi, got {tuple(aug.crop_ratio)}")
@@ -137,7 +138,6 @@ def validate(config: Config) -> None:
     _require(train.log_every >= 1, f"train.log_every must be >= 1, got {train.log_every}")
     _require(train.knn_every >= 0, f"train.knn_every must be >= 0, got {train.knn_every}")
     _require(train.loss_chunk_rows is None or train.loss_chunk_rows >= 1, f"train.loss_chunk_rows must be >= 1, got {train.loss_chunk_rows}")
-    _require(train.probe_lr > 0, f"train.probe_lr must be > 0, got {train.probe_lr}")
     device = train.device
     _require(device in ("auto", "cpu", "cuda", "mps") or (device.startswith("cuda:") and device[5:].isdigit()),
              f"train.device must be auto, cpu, cuda, cuda:N or mps, got '{device}'")

@@ -22,7 +22,7 @@ from conftest import TINY_ARGS, make_image_folder
 from PIL import Image
 
 from simclr.cli.main import main
-from simclr.train import checkpoint as ckpt
+from simclr import checkpoint as ckpt
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import torch
 
 from simclr.cli.main import main
 from simclr.config import Config, load_preset
-from simclr.evaluate.run import load_run_config
+from simclr.runs import load_run_config
 from simclr.train.metrics import read_metrics
 
 from conftest import TINY_ARGS

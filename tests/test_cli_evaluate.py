@@ -9,7 +9,8 @@ from conftest import TINY_ARGS, make_image_folder
 
 from simclr.cli.main import main
 from simclr.evaluate import build_classifier, count_parameters
-from simclr.evaluate.run import labelled_data, load_run_config, load_run_model
+from simclr.evaluate.run import labelled_data
+from simclr.runs import load_run_config, load_run_model
 
 
 @pytest.fixture(scope="module")

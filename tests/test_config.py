@@ -1,9 +1,11 @@
 """Config resolution order, presets, coercion and the up-front validation messages."""
 
 import pytest
+import yaml
 
-from simclr.config import Config, available_presets, config_from_dict, load_preset, set_value
+from simclr.config import RENAMED, Config, available_presets, config_from_dict, load_preset, set_value
 from simclr.errors import SimCLRError
+from simclr.runs import load_run_config
 from simclr.validation import validate
 
 
@@ -89,3 +91,26 @@ def test_uncoercible_values_are_named(key, value, words):
 def test_unknown_preset_lists_the_choices():
     with pytest.raises(SimCLRError, match="unknown preset 'nope'.*demo"):
         load_preset(Config(), "nope")
+
+
+def test_a_run_folder_saved_with_a_removed_key_still_loads(tmp_path, caplog):
+    saved = Config().to_dict()
+    saved["train"]["probe_lr"] = 0.001  # removed with the probe's own optimizer
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert load_run_config(tmp_path) == Config()
+    assert "ignoring 'train.probe_lr'" in caplog.text
+
+
+def test_a_renamed_key_of_a_saved_config_takes_its_new_name(monkeypatch):
+    monkeypatch.setitem(RENAMED, "train.n_epochs", "train.epochs")
+    assert config_from_dict({"train": {"n_epochs": 7}}).train.epochs == 7
+    assert config_from_dict({"train": {"n_epochs": 7, "epochs": 9}}).train.epochs == 9  # the new name wins
+
+
+def test_presets_and_set_still_refuse_a_removed_key(tmp_path):
+    with pytest.raises(SimCLRError, match="unknown option 'train.probe_lr'"):
+        set_value(Config(), "train.probe_lr", "0.1")
+    preset = tmp_path / "old.yaml"
+    preset.write_text("train:\n  probe_lr: 0.001\n")
+    with pytest.raises(SimCLRError, match="unknown option 'train.probe_lr'"):
+        load_preset(Config(), str(preset))

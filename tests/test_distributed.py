@@ -18,7 +18,7 @@ from PIL import Image
 import _distributed_workers as workers
 from simclr import distributed
 from simclr.loss import nt_xent
-from simclr.train.checkpoint import list_checkpoints, load_file
+from simclr.checkpoint import list_checkpoints, load_file
 from simclr.train.metrics import read_metrics
 
 from conftest import TINY_ARGS

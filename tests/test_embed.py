@@ -12,7 +12,7 @@ from PIL import Image
 from simclr.augment import EvalTransform
 from simclr.cli.main import main
 from simclr.data import load_data, load_image
-from simclr.evaluate.run import load_run_config
+from simclr.runs import load_run_config
 from simclr.models import build_simclr
 
 from conftest import TINY_ARGS, make_image_folder

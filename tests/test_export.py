@@ -15,7 +15,7 @@ from simclr.augment import EvalTransform
 from simclr.cli.main import main
 from simclr.config import Config
 from simclr.data import load_image
-from simclr.evaluate.run import load_run_config
+from simclr.runs import load_run_config
 from simclr.export import encoder_from_model, export_encoder
 from simclr.models import SimCLR, build_simclr
 

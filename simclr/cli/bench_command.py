@@ -45,7 +45,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from simclr.benchmark.loss import bench_loss
     from simclr.benchmark.pretrain import bench_pretrain
     from simclr.benchmark.results import record
-    from simclr.train.build import resolve_device
+    from simclr.runs import resolve_device
 
     suites = [name.strip() for name in args.suite.split(",") if name.strip()]
     unknown = sorted(set(suites) - set(SUITES))

@@ -137,7 +137,7 @@ def _run_supervised(args: argparse.Namespace, options: list[Option]) -> int:
     from simclr.config import Config, load_preset
     from simclr.evaluate.protocols import supervised_row
     from simclr.evaluate.run import apply_overrides, describe, labelled_data
-    from simclr.train.build import resolve_config, resolve_device
+    from simclr.runs import resolve_config, resolve_device
     from simclr.validation import eval_label_fractions
 
     started = time.perf_counter()

@@ -66,11 +66,10 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_embed(args: argparse.Namespace) -> int:
-    from simclr.evaluate.run import load_run_config, load_run_model
     from simclr.export import encoder_from_model
     from simclr.report import embed_splits, save_embeddings
     from simclr.report.embeddings import SUFFIXES
-    from simclr.train.build import load_config_data, resolve_device
+    from simclr.runs import load_config_data, load_run_config, load_run_model, resolve_device
 
     _at_least("--batch-size", args.batch_size, 1)
     if args.out.suffix.lower() not in SUFFIXES:  # checked before minutes of feature extraction

@@ -85,7 +85,7 @@ def resume_base(args: argparse.Namespace) -> Config | None:
     """On --resume the run's saved config is the starting point; explicit options change it."""
     if not args.resume:
         return None
-    from simclr.evaluate.run import load_run_config
+    from simclr.runs import load_run_config
 
     output = getattr(args, "train.output")
     if output is None:

@@ -35,7 +35,7 @@ from simclr.evaluate.linear import linear_evaluate
 from simclr.evaluate.linear_sgd import linear_sgd_evaluate, standardisation
 from simclr.evaluate.results import ResultRow
 from simclr.models import SimCLR
-from simclr.train.build import build_model
+from simclr.runs import build_model
 
 Features = tuple[Tensor, Tensor]  # (h [N, D] fp32 on CPU, labels [N] int64)
 

@@ -9,51 +9,18 @@ from typing import Any
 
 import torch
 
-from simclr.config import Config, config_from_dict, load_yaml, set_value
+from simclr.config import Config, set_value
 from simclr.data import DataSplits
 from simclr.errors import SimCLRError
 from simclr.evaluate.features import extract_features
 from simclr.evaluate.protocols import finetune_row, knn_row, linear_row, supervised_row
 from simclr.evaluate.results import ResultRow
 from simclr.models import SimCLR
-from simclr.train import checkpoint as ckpt
-from simclr.train.build import (
-    build_model,
-    check_same_model,
-    load_config_data,
-    resolve_device,
-)
+from simclr.runs import load_config_data, load_run_config, load_run_model, resolve_device
 from simclr.validation import eval_label_fractions, eval_protocols, validate
 
 log = logging.getLogger("simclr")
 FROZEN = ("linear", "knn")
-
-
-def load_run_config(run_dir: Path) -> Config:
-    """The resolved config a run saved as ``config.yaml``."""
-    if not run_dir.is_dir():
-        raise SimCLRError(f"run folder '{run_dir}' does not exist")
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise SimCLRError(f"'{run_dir}' is not a simclr run folder (no config.yaml)")
-    return config_from_dict(load_yaml(path, "run config"))
-
-
-def load_run_model(
-    config: Config, run_dir: Path, data: DataSplits, checkpoint: Path | None = None, random_init: bool = False
-) -> tuple[SimCLR, str]:
-    """The run's network with its newest good checkpoint (or ``checkpoint``), or freshly initialised."""
-    torch.manual_seed(config.train.seed)
-    if random_init:
-        return build_model(config, data.mean, data.std), "random init"
-    if checkpoint is not None:
-        state, path = ckpt.load_file(checkpoint), checkpoint
-    else:
-        state, path = ckpt.load_latest(run_dir / "checkpoints")
-    check_same_model(state["config"], config, f"checkpoint '{path}'")
-    model = build_model(config, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # normalisation comes from the state
-    model.load_state_dict(state["model"])
-    return model, f"{path} (step {state['step']})"
 
 
 def apply_overrides(config: Config, overrides: dict[str, Any] | None) -> Config:

@@ -11,15 +11,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from simclr.augment import EvalTransform, save_augmentation_grid
+from simclr.augment import EvalTransform
+from simclr.report.grid import save_augmentation_grid
 from simclr.config import Config
 from simclr.data import DataSplits
 from simclr.evaluate.features import extract_features
-from simclr.evaluate.run import load_run_config, load_run_model
 from simclr.models import SimCLR
 from simclr.report import html
 from simclr.report.figures import MIN_MAP_POINTS, cosine_neighbours, plot_embedding_map, plot_retrieval, tsne_2d
-from simclr.train.build import build_augmentation, load_config_data, resolve_device
+from simclr.runs import build_augmentation, load_config_data, load_run_config, load_run_model, resolve_device
 from simclr.train.metrics import read_metrics
 from simclr.train.plots import plot_metrics
 

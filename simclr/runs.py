@@ -1,18 +1,25 @@
-"""Turn a ``Config`` into the objects training and evaluation need (the only place that does)."""
+"""Config -> run: resolve a ``Config``, build its data, model and augmentation, load a run folder.
+
+The one place that turns configs and run folders into objects, for training, evaluation,
+reports, export and benchmarks alike (so ``train`` and ``evaluate`` need not import each other).
+"""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import os
+from pathlib import Path
 
 import torch
 
+from simclr import checkpoint as ckpt
 from simclr.augment import TwoViewTransform, ViewTransform
-from simclr.config import Config
+from simclr.config import Config, config_from_dict, load_yaml
 from simclr.data import DataSplits, load_data
 from simclr.errors import SimCLRError
 from simclr.models import SimCLR, build_simclr, use_cifar_stem
 from simclr.optim import default_base_lr, scaled_lr
-from simclr.train.loader import default_workers
 
 
 def load_config_data(config: Config, name: str | None = None) -> DataSplits:
@@ -21,15 +28,15 @@ def load_config_data(config: Config, name: str | None = None) -> DataSplits:
     return load_data(name or d.name, d.root, d.download, d.valid_size, config.train.seed, skip_bad_images=d.skip_bad_images)
 
 
+def default_workers(processes_per_machine: int = 1) -> int:
+    """Loader processes per training process: the cores left after one per training process, at most 8."""
+    cores = os.cpu_count() or 1
+    return max(0, min(8, (cores - processes_per_machine) // processes_per_machine))
+
+
 def resolve_config(config: Config, native_image_size: int, processes_per_machine: int = 1) -> Config:
     """A copy with every automatic value filled in, so the saved config says what actually ran."""
-    resolved = dataclasses.replace(
-        config,
-        data=dataclasses.replace(config.data),
-        augment=dataclasses.replace(config.augment),
-        model=dataclasses.replace(config.model),
-        optim=dataclasses.replace(config.optim),
-    )
+    resolved = copy.deepcopy(config)
     if resolved.data.image_size is None:
         resolved.data.image_size = native_image_size
     if resolved.data.workers is None:
@@ -133,3 +140,28 @@ def check_same_training(saved: dict, current: Config, source: str) -> None:
     ]
     if differences:
         raise SimCLRError(f"cannot resume from {source} with " + "; ".join(differences))
+
+
+def load_run_config(run_dir: Path) -> Config:
+    """The resolved config a run saved as ``config.yaml`` (renamed keys of older versions mapped)."""
+    if not run_dir.is_dir():
+        raise SimCLRError(f"run folder '{run_dir}' does not exist")
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise SimCLRError(f"'{run_dir}' is not a simclr run folder (no config.yaml)")
+    return config_from_dict(load_yaml(path, "run config"), f"run config '{path}'")
+
+
+def load_run_model(
+    config: Config, run_dir: Path, data: DataSplits | None = None, checkpoint: Path | None = None, random_init: bool = False
+) -> tuple[SimCLR, str]:
+    """The run's network with its newest good checkpoint (or ``checkpoint``), or freshly initialised (needs ``data``)."""
+    torch.manual_seed(config.train.seed)
+    if random_init:
+        assert data is not None, "a random network takes its input normalisation from the data"
+        return build_model(config, data.mean, data.std), "random init"
+    state, path = (ckpt.load_file(checkpoint), checkpoint) if checkpoint else ckpt.load_latest(run_dir / "checkpoints")
+    check_same_model(state["config"], config, f"checkpoint '{path}'")
+    model = build_model(config, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # normalisation comes from the state
+    model.load_state_dict(state["model"])
+    return model, f"{path} (step {state['step']})"

@@ -3,7 +3,8 @@
 A checkpoint is a plain dict of tensors and Python primitives, saved with ``torch.save``
 to a temporary file in the same folder, fsync'ed, then renamed over the final name, so a
 crash leaves either the old file or the new one, never half of one. Loading uses
-``weights_only=True``: a file crafted to run code is refused, not executed.
+``weights_only=True``: a file crafted to run code is refused, not executed. Every file
+carries a layout ``version``; older readable ones still give their weights (``READABLE``).
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from simclr.config import upgrade_saved
 from simclr.errors import SimCLRError
 
 log = logging.getLogger("simclr")
-FORMAT = "simclr-checkpoint-v1"
+FORMAT, VERSION = "simclr-checkpoint", 2  # 2: the online probe is a parameter group of the one optimizer
+READABLE = (1, 2)  # 1: marker "simclr-checkpoint-v1", the probe's optimizer apart (weights load, no resume)
 _NAME = re.compile(r"^step-(\d{8})\.pt$")
 
 
@@ -60,12 +63,28 @@ def load_file(path: Path, map_location: str | torch.device = "cpu") -> dict[str,
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as error:
         reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
         raise SimCLRError(f"checkpoint '{path}' is unreadable or truncated ({reason})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise SimCLRError(f"checkpoint '{path}' is not a simclr checkpoint (no '{FORMAT}' marker)")
+    marker = state.get("format") if isinstance(state, dict) else None
+    version = 1 if marker == f"{FORMAT}-v1" else state.get("version") if marker == FORMAT else None
+    if not isinstance(version, int):
+        raise SimCLRError(f"checkpoint '{path}' is not a simclr checkpoint (no '{FORMAT}' marker and version)")
+    if version not in READABLE:
+        newer = " (written by a newer simclr; upgrade to read it)" if version > VERSION else ""
+        raise UnsupportedVersionError(f"checkpoint '{path}' has format version {version}; this simclr reads versions {', '.join(map(str, READABLE))}{newer}")
     missing = [key for key in ("step", "model", "config") if key not in state]
     if missing:
         raise SimCLRError(f"checkpoint '{path}' is incomplete: no {', '.join(missing)}")
-    return state
+    return {**state, "version": version, "config": upgrade_saved(state["config"], f"checkpoint '{path}'")}
+
+
+class UnsupportedVersionError(SimCLRError):
+    """A checkpoint of a layout this version cannot read: not damaged, so never set aside."""
+
+
+def check_resumable(state: dict[str, Any], path: Path) -> None:
+    """Training continues only from this version's layout; older files still give their weights."""
+    if state["version"] != VERSION:
+        raise SimCLRError(f"cannot resume from checkpoint '{path}': its format version {state['version']} keeps the online probe's "
+                          f"optimizer apart, which version {VERSION} cannot continue; evaluate or export it, or start a new run")
 
 
 def checkpoint_path(directory: Path, step: int) -> Path:
@@ -84,7 +103,7 @@ def save_checkpoint(state: dict[str, Any], directory: Path, keep: int) -> Path:
     path = checkpoint_path(directory, int(state["step"]))
     for stale in directory.glob(".step-*.pt.tmp-*"):  # left by a process killed mid-write
         stale.unlink(missing_ok=True)
-    atomic_save({"format": FORMAT, **state}, path)
+    atomic_save({"format": FORMAT, "version": VERSION, **state}, path)
     for old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
     return path
@@ -98,6 +117,8 @@ def load_latest(directory: Path, map_location: str | torch.device = "cpu") -> tu
     for path in reversed(candidates):
         try:
             return load_file(path, map_location), path
+        except UnsupportedVersionError:
+            raise
         except SimCLRError as error:
             # Renamed aside so that later pruning, which keeps the newest names, never keeps it.
             path.rename(path.with_name(path.name + ".damaged"))
