@@ -132,8 +132,9 @@ class _Runs:
         summary = pretrain(self.config)
         if summary["steps"] != steps:
             raise SimCLRError(f"pretrain ran {summary['steps']} steps, asked for {steps}")
-        saved = yaml.safe_load((Path(summary["run_dir"]) / "config.yaml").read_text())
-        self.ran_as = saved.get("augment", {}).get("pipeline", self.ran_as)  # what "auto" resolved to
+        saved = output / "config.yaml"  # the resolved config: what "auto" became
+        if saved.is_file():
+            self.ran_as = (yaml.safe_load(saved.read_text()) or {}).get("augment", {}).get("pipeline", self.ran_as)
         return float(summary["seconds"])
 
 
