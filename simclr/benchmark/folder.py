@@ -43,12 +43,8 @@ from simclr.data import load_data
 from simclr.errors import SimCLRError
 from simclr.loss import nt_xent
 from simclr.optim import build_optimizer, default_base_lr, parameter_groups, scaled_lr
+from simclr.runs import build_augmentation, build_model
 from simclr.train.trainer import pretrain
-
-try:
-    from simclr.runs import build_augmentation, build_model
-except ImportError:  # before the builders moved out of train/
-    from simclr.train.build import build_augmentation, build_model
 
 PHOTO_SIZES = ((500, 375), (375, 500), (640, 480))  # (width, height), as ImageNet's commonest shapes
 _SECONDS_RESOLUTION = 0.1  # pretrain() reports seconds rounded to this
