@@ -40,9 +40,9 @@ def _write(images: torch.Tensor, folder: Path, suffix: str = ".png") -> list[str
 
 
 def _batches(data: Dataset, pipeline: str, workers: int = 0, start: int = 0, stop: int = 6, ranks: int = 1,
-             rank: int = 0, size: int = 16) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+             rank: int = 0, size: int = 16, decode: str = "cpu") -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     view = ViewTransform(size, blur_p=0.5, solarize_p=0.2)
-    batches = PretrainBatches(data, TwoViewTransform(view), 7, 8, pipeline, workers, CPU, ranks, rank)
+    batches = PretrainBatches(data, TwoViewTransform(view), 7, 8, pipeline, workers, CPU, ranks, rank, decode)
     return list(batches.iterate(start, stop))
 
 
@@ -200,3 +200,25 @@ def test_a_crop_key_draws_the_same_boxes_in_every_process() -> None:
     key = sample_key(3, 2, 11)
     assert np.array_equal(view.sample_crops([key], 0, 50, 70), view.sample_crops([key], 0, 50, 70))
     assert not np.array_equal(view.sample_crops([key], 0, 50, 70), view.sample_crops([key], 1, 50, 70))
+
+
+def test_decoding_jpegs_on_the_device_gives_the_worker_views(tmp_path: Path) -> None:
+    """``data.decode=device`` (torchvision.io.decode_jpeg; here on the CPU) against PIL in the workers."""
+    images = _natural(16, 40, 52)
+    paths = _write(images[:12], tmp_path / "mixed", ".jpg") + _write(images[12:], tmp_path / "png")
+    files = ImageFiles(paths, list(range(16)))
+    on_device = _batches(files, "auto", workers=1, stop=2, size=24, decode="device")
+    in_workers = _batches(files, "auto", workers=1, stop=2, size=24)
+    for (a1, b1, l1), (a2, b2, l2) in zip(on_device, in_workers):
+        assert torch.equal(l1, l2)
+        for ours, ref in ((a1, a2), (b1, b2)):  # two JPEG decoders, two resize codes: rounding apart
+            diff = (ours - ref).abs()
+            assert float(diff.mean()) < 4e-3 and float((diff > 8 / 255).float().mean()) < 0.01
+
+
+def test_a_corrupt_jpeg_decoded_on_the_device_is_named(tmp_path: Path) -> None:
+    paths = _write(_natural(8, 20, 20), tmp_path / "jpg", ".jpg")
+    Path(paths[3]).write_bytes(Path(paths[3]).read_bytes()[:200] + bytes(300))
+    with pytest.raises(Exception, match="cannot read image") as info:
+        _batches(ImageFiles(paths), "auto", workers=0, stop=1, decode="device")
+    assert paths[3] in str(info.value) and "\n" not in str(info.value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -218,3 +219,39 @@ def _resized_crop(rgb: Image.Image, box: list[int], scale_x: float, scale_y: flo
     # Reduced-scale decode: the crop covers >= 2 * size pixels a side, so edges barely matter.
     return rgb.resize((size, size), Image.BILINEAR,
                       box=(left * scale_x, top * scale_y, (left + w) * scale_x, (top + h) * scale_y))
+
+
+def upright_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(height, width) of the image as shown (EXIF orientation applied), from the header only."""
+    path = os.fspath(path)
+    with _reading(path), Image.open(path) as img:
+        width, height = img.size
+        return (width, height) if _orientation(img) in (5, 6, 7, 8) else (height, width)
+
+
+def decode_jpeg_crops(encoded: list[torch.Tensor], boxes: list[np.ndarray], paths: list[str], size: int,
+                      device: torch.device) -> list[torch.Tensor]:
+    """JPEG files (raw bytes, uint8 [n]) decoded on ``device`` (nvJPEG on CUDA) and cut into crops.
+
+    ``boxes[i]``: int [V, 4] (top, left, h, w) in the upright image. Returns uint8
+    [V, 3, size, size] per file, on ``device``; a file that does not decode raises
+    "cannot read image '<path>': …".
+    """
+    with warnings.catch_warnings():  # torchvision 0.29 points to TorchCodec; its decoder still works
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+    try:
+        images = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True)
+    except RuntimeError:  # find the file that failed, for the message
+        images = []
+        for data, path in zip(encoded, paths):
+            with _reading(path):
+                images.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True))
+    out = []
+    for image, crop_boxes in zip(images, boxes):
+        crops = [torch.nn.functional.interpolate(image[None, :, top : top + h, left : left + w].float(), size=(size, size),
+                                                 mode="bilinear", antialias=True, align_corners=False)
+                 for top, left, h, w in np.asarray(crop_boxes).tolist()]
+        out.append(torch.cat(crops).round_().clamp_(0, 255).to(torch.uint8))
+    return out

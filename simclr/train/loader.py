@@ -13,6 +13,8 @@ Pipelines (``augment.pipeline``; ``auto`` is ``batched``):
   scale when the crops allow) and cut its two random resized crops to uint8
   ``size`` x ``size``; flip, colour, grayscale, blur and solarize then run batched on the
   device. Folders of mixed sizes and of one size take this path alike.
+  With ``data.decode=device`` the workers only read JPEG files and their headers, and the
+  JPEGs are decoded on the training device (``torchvision.io.decode_jpeg``: nvJPEG on CUDA).
 - ``per_image``: the reference: workers render each view with torchvision ops.
 """
 
@@ -31,6 +33,7 @@ from torchvision.transforms import InterpolationMode
 from simclr.augment import BatchedTwoViewTransform, TwoViewTransform, sample_key, sample_keys
 from simclr.augment.two_view import ViewPair
 from simclr.data import ImageFiles, TensorImages
+from simclr.data.images import decode_jpeg_crops, upright_size
 from simclr.data.sampling import RunSampler
 
 PIPELINES = ("auto", "batched", "per_image")
@@ -91,6 +94,28 @@ class CroppedPairs(Dataset):
         return crops[0], crops[1], int(label), epoch, index
 
 
+class EncodedPairs(CroppedPairs):
+    """``(epoch, index)`` -> (JPEG bytes uint8 [n], boxes int64 [2, 4], crops, label, epoch, index, path) for
+    ``data.decode=device``: JPEGs are only read here and decoded on the training device; other
+    files are cropped here as in ``CroppedPairs`` (then the bytes are empty)."""
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, np.ndarray, Tensor, int, int, int, str]:  # type: ignore[override]
+        epoch, index = key
+        path = self.base.paths[index]  # type: ignore[attr-defined]
+        with open(path, "rb") as handle:
+            data = handle.read()
+        if data[:2] != b"\xff\xd8":  # not a JPEG: decode and crop in this worker
+            crop_a, crop_b, label, _, _ = super().__getitem__(key)
+            return torch.empty(0, dtype=torch.uint8), np.zeros((2, 4), np.int64), torch.stack([crop_a, crop_b]), label, epoch, index, path
+        sample = sample_key(self.seed, epoch, index)
+        height, width = upright_size(path)
+        boxes = np.concatenate([self.pair.view_a.sample_crops([sample], 0, height, width),
+                                self.pair.view_b.sample_crops([sample], 1, height, width)])
+        empty = torch.empty(2, 3, self.pair.size, self.pair.size, dtype=torch.uint8)
+        data_tensor = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        return data_tensor, boxes, empty, int(self.base.labels[index]), epoch, index, path  # type: ignore[attr-defined]
+
+
 def _crop_resize_uint8(image: Tensor, box: list[int], size: int) -> Tensor:
     top, left, h, w = box
     x = image[:, top : top + h, left : left + w].float()
@@ -105,8 +130,8 @@ class PretrainBatches:
     """
 
     def __init__(self, dataset: Dataset, pair: ViewPair, seed: int, batch_size: int, pipeline: str,
-                 workers: int, device: torch.device, num_replicas: int = 1, rank: int = 0) -> None:
-        self.dataset, self.seed, self.batch_size = dataset, seed, batch_size
+                 workers: int, device: torch.device, num_replicas: int = 1, rank: int = 0, decode: str = "cpu") -> None:
+        self.dataset, self.seed, self.batch_size, self.decode = dataset, seed, batch_size, decode
         self.pipeline, self.workers, self.device = resolve_pipeline(pipeline), workers, device
         self.num_replicas, self.rank = num_replicas, rank
         self.transform = BatchedTwoViewTransform(pair.view_a, pair.view_b)
@@ -123,6 +148,8 @@ class PretrainBatches:
             yield from self._load(PerImagePairs(self.dataset, self.transform, self.seed), sampler)
         elif isinstance(self.dataset, TensorImages):
             yield from self._in_memory(sampler)
+        elif self.decode == "device" and isinstance(self.dataset, ImageFiles):
+            yield from self._decoded_on_device(sampler)
         else:
             for crops_a, crops_b, labels, epochs, indices in self._load(CroppedPairs(self.dataset, self.transform, self.seed), sampler):
                 keys = sample_keys(self.seed, epochs.numpy(), indices.numpy())
@@ -136,11 +163,25 @@ class PretrainBatches:
             view_a, view_b = self.transform(self._to_device(images[indices]), keys)
             yield view_a, view_b, labels[indices]
 
-    def _load(self, dataset: Dataset, sampler: RunSampler) -> DataLoader:
+    def _decoded_on_device(self, sampler: RunSampler) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        loader = self._load(EncodedPairs(self.dataset, self.transform, self.seed), sampler, collate_fn=list)
+        for items in loader:
+            data, boxes, crops, labels, epochs, indices, paths = zip(*items)
+            crops = self._to_device(torch.stack(crops))  # [B, 2, 3, S, S]: non-JPEG files, cut by the worker
+            jpegs = [i for i, encoded in enumerate(data) if encoded.numel()]
+            if jpegs:
+                decoded = decode_jpeg_crops([data[i] for i in jpegs], [boxes[i] for i in jpegs],
+                                            [paths[i] for i in jpegs], self.transform.size, self.device)
+                crops[jpegs] = torch.stack(decoded)
+            keys = sample_keys(self.seed, np.array(epochs), np.array(indices))
+            view_a, view_b = self.transform.from_crops(crops[:, 0], crops[:, 1], keys)
+            yield view_a, view_b, torch.tensor(labels)
+
+    def _load(self, dataset: Dataset, sampler: RunSampler, collate_fn: object = None) -> DataLoader:
         # One loader (one iterator) spans the run, so its workers persist across epochs.
         return DataLoader(dataset, batch_size=sampler.per_rank, sampler=sampler, num_workers=self.workers,
                           pin_memory=self.device.type == "cuda", drop_last=True,
-                          persistent_workers=self.workers > 0)
+                          persistent_workers=self.workers > 0, collate_fn=collate_fn)  # type: ignore[arg-type]
 
     def _to_device(self, images: Tensor) -> Tensor:
         if self.device.type == "cuda":

@@ -84,7 +84,7 @@ def build_run(config: Config, resume: bool, process: distributed.Process) -> Run
     config.augment.pipeline = resolve_pipeline(config.augment.pipeline)  # the saved config says what ran
     views = build_augmentation(config)
     batches = PretrainBatches(data.pretrain, views, config.train.seed, batch, config.augment.pipeline, config.data.workers,
-                              process.device, process.world_size, process.rank)
+                              process.device, process.world_size, process.rank, config.data.decode)
     logger = _open_outputs(config, data, views, state.step if resume else None) if process.is_main else None
     return Run(config, process, data, state, batches, logger)
 
