@@ -75,7 +75,7 @@ def end_to_end(config: Config, data: DataSplits, device: torch.device, amp_dtype
         if step == warmup:
             _synchronize(device)
             started = time.perf_counter()
-        stats = train_step(state, view_a, view_b, labels, t.temperature, amp_dtype, None, t.channels_last, t.loss_chunk_rows)
+        stats = train_step(state, (view_a, view_b, labels))
     stats["loss"].item()  # the only host sync: wait for the last step
     _synchronize(device)
     return steps * t.batch_size / (time.perf_counter() - started)
