@@ -150,16 +150,19 @@ def test_every_preset_trains_a_step_on_tiny_data(preset, tiny_folder, tmp_path):
 
 
 def test_batched_and_per_image_pipelines_train_alike(tiny_folder, tmp_path):
-    """Same seeds give the same augmentation parameters in both pipelines; only float rounding
-    of the rendering differs, so the first losses agree closely and both runs resume alike."""
-    losses = {}
-    for pipeline in ("batched", "per_image"):
-        run = tmp_path / pipeline
-        assert pretrain(tiny_folder, run, "--max-steps", "2", "--set", f"augment.pipeline={pipeline}") == 0
-        assert load_run_config(run).augment.pipeline == pipeline
-        losses[pipeline] = [row["loss"] for row in read_metrics(run / "metrics.jsonl")]
-    assert losses["batched"][0] == pytest.approx(losses["per_image"][0], rel=1e-4)
-    assert losses["batched"][1] == pytest.approx(losses["per_image"][1], rel=1e-3)
+    """Same keys give the same augmentation parameters in both pipelines. In memory only float
+    rounding of the rendering differs; from a folder the batched loader also rounds its crops to
+    uint8 (half a level), so the first losses agree closely, and a little less closely."""
+    for data, tolerance in ((str(tiny_folder), 5e-3), ("mnist5k", 1e-4)):
+        losses = {}
+        for pipeline in ("batched", "per_image"):
+            run = tmp_path / f"{pipeline}-{Path(data).name}"
+            args = ["--data", data, "--output", str(run), *TINY_ARGS, "--max-steps", "2", "--set", f"augment.pipeline={pipeline}"]
+            assert main(["pretrain", *args]) == 0
+            assert load_run_config(run).augment.pipeline == pipeline
+            losses[pipeline] = [row["loss"] for row in read_metrics(run / "metrics.jsonl")]
+        assert losses["batched"][0] == pytest.approx(losses["per_image"][0], rel=tolerance)
+        assert losses["batched"][1] == pytest.approx(losses["per_image"][1], rel=10 * tolerance)
 
 
 def test_auto_pipeline_is_batched_for_in_memory_images(tmp_path):

@@ -20,7 +20,6 @@ Pipelines (``augment.pipeline``; ``auto`` is ``batched``):
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -37,12 +36,6 @@ from simclr.data.images import decode_jpeg_crops, upright_size
 from simclr.data.sampling import RunSampler
 
 PIPELINES = ("auto", "batched", "per_image")
-
-
-def default_workers(processes_per_machine: int = 1) -> int:
-    """Loader processes per training process: the cores left after one per training process, at most 8."""
-    cores = os.cpu_count() or 1
-    return max(0, min(8, (cores - processes_per_machine) // processes_per_machine))
 
 
 def resolve_pipeline(pipeline: str) -> str:
@@ -116,6 +109,19 @@ class EncodedPairs(CroppedPairs):
         return data_tensor, boxes, empty, int(self.base.labels[index]), epoch, index, path  # type: ignore[attr-defined]
 
 
+class RenderCrops:
+    """Collate ``CroppedPairs`` items into rendered views, in the loader worker: (view_a, view_b, labels)."""
+
+    def __init__(self, transform: BatchedTwoViewTransform, seed: int) -> None:
+        self.transform, self.seed = transform, seed
+
+    def __call__(self, items: list[tuple[Tensor, Tensor, int, int, int]]) -> tuple[Tensor, Tensor, Tensor]:
+        crops_a, crops_b, labels, epochs, indices = zip(*items)
+        keys = sample_keys(self.seed, np.array(epochs), np.array(indices))
+        view_a, view_b = self.transform.from_crops(torch.stack(crops_a), torch.stack(crops_b), keys)
+        return view_a, view_b, torch.tensor(labels)
+
+
 def _crop_resize_uint8(image: Tensor, box: list[int], size: int) -> Tensor:
     top, left, h, w = box
     x = image[:, top : top + h, left : left + w].float()
@@ -150,6 +156,12 @@ class PretrainBatches:
             yield from self._in_memory(sampler)
         elif self.decode == "device" and isinstance(self.dataset, ImageFiles):
             yield from self._decoded_on_device(sampler)
+        elif self.device.type == "cpu":
+            # Training on the CPU: the workers render the whole batch too (batched ops, one thread
+            # each), so the training process keeps its cores for the network, as a per-image
+            # loader would, instead of competing with the workers for them.
+            yield from self._load(CroppedPairs(self.dataset, self.transform, self.seed), sampler,
+                                  collate_fn=RenderCrops(self.transform, self.seed))
         else:
             for crops_a, crops_b, labels, epochs, indices in self._load(CroppedPairs(self.dataset, self.transform, self.seed), sampler):
                 keys = sample_keys(self.seed, epochs.numpy(), indices.numpy())
