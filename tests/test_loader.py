@@ -82,9 +82,10 @@ def test_in_memory_batched_equals_per_image_for_the_same_keys() -> None:
             assert float(((ours - ref).abs() > 1e-5).float().mean()) < 1e-3
 
 
-def test_folder_crops_in_workers_match_in_memory_views(tmp_path: Path) -> None:
-    """Same-size PNG folder (crops cut by PIL in the loader) vs the same images in memory (matrix crops)."""
-    images = _natural(40, 20, 26)
+@pytest.mark.parametrize("hw", [(20, 26), (40, 52)])  # small: cropped whole like in memory; larger: cut by PIL
+def test_folder_views_match_in_memory_views(tmp_path: Path, hw: tuple[int, int]) -> None:
+    """A same-size PNG folder read by loader workers vs the same images in memory (matrix crops)."""
+    images = _natural(40, *hw)
     files = ImageFiles(_write(images, tmp_path / "png"), list(range(40)))
     memory = TensorImages(images, torch.arange(40))
     for (a1, b1, l1), (a2, b2, l2) in zip(_batches(files, "auto"), _batches(memory, "auto")):
@@ -95,8 +96,9 @@ def test_folder_crops_in_workers_match_in_memory_views(tmp_path: Path) -> None:
             assert float(diff.mean()) < 1e-3 and float((diff > 4 / 255).float().mean()) < 0.005
 
 
-def test_views_do_not_depend_on_workers_or_processes(tmp_path: Path) -> None:
-    images = _natural(32, 18, 22)
+@pytest.mark.parametrize("hw", [(18, 22), (40, 52)])
+def test_views_do_not_depend_on_workers_or_processes(tmp_path: Path, hw: tuple[int, int]) -> None:
+    images = _natural(32, *hw)
     files = ImageFiles(_write(images, tmp_path / "png"), list(range(32)))
     for data, pipeline in ((files, "auto"), (files, "per_image"), (TensorImages(images, torch.arange(32)), "auto")):
         reference = _batches(data, pipeline, workers=0, stop=4)

@@ -109,17 +109,54 @@ class EncodedPairs(CroppedPairs):
         return data_tensor, boxes, empty, int(self.base.labels[index]), epoch, index, path  # type: ignore[attr-defined]
 
 
-class RenderCrops:
-    """Collate ``CroppedPairs`` items into rendered views, in the loader worker: (view_a, view_b, labels)."""
+class ImageBatches(CroppedPairs):
+    """A batch of keys ``[(epoch, index), …]`` -> one ``(images, crops, labels, keys)``, read in a loader worker.
 
-    def __init__(self, transform: BatchedTwoViewTransform, seed: int) -> None:
-        self.transform, self.seed = transform, seed
+    When the batch's images are small (area <= 4 x the view's) and of one size, ``images`` is
+    them, uint8 [B, 3, H, W], to be cropped whole like in-memory data, and ``crops`` is None;
+    otherwise ``crops`` holds both views' random resized crops, uint8 [B, 2, 3, S, S]
+    (JPEGs decoded at reduced scale where the crops allow), and ``images`` is None. Crop
+    boxes are drawn for the whole batch at once.
+    """
 
-    def __call__(self, items: list[tuple[Tensor, Tensor, int, int, int]]) -> tuple[Tensor, Tensor, Tensor]:
-        crops_a, crops_b, labels, epochs, indices = zip(*items)
-        keys = sample_keys(self.seed, np.array(epochs), np.array(indices))
-        view_a, view_b = self.transform.from_crops(torch.stack(crops_a), torch.stack(crops_b), keys)
-        return view_a, view_b, torch.tensor(labels)
+    def __getitems__(self, keys: list[tuple[int, int]]) -> list[tuple[Tensor | None, Tensor | None, Tensor, np.ndarray]]:
+        epochs, indices = (np.array(column, dtype=np.int64) for column in zip(*keys))
+        samples = sample_keys(self.seed, epochs, indices)
+        files = self.base if isinstance(self.base, ImageFiles) else None
+        decoded = None if files else [self.base[int(i)] for i in indices]
+        labels = files.labels[indices] if files else torch.tensor([int(label) for _, label in decoded])  # type: ignore[union-attr]
+        sizes = np.array([upright_size(files.paths[i]) for i in indices] if files else [d[0].shape[-2:] for d in decoded])
+        size = self.pair.size
+        if (sizes == sizes[0]).all() and sizes[0].prod() <= 4 * size * size:
+            images = [files[int(i)][0] for i in indices] if files else [image for image, _ in decoded]
+            return [(torch.stack(images), None, labels, samples)]
+        boxes = np.stack([self.pair.view_a.sample_crops(samples, 0, sizes[:, 0], sizes[:, 1]),
+                          self.pair.view_b.sample_crops(samples, 1, sizes[:, 0], sizes[:, 1])], axis=1)  # [B, 2, 4]
+        if files:
+            crops = [files.load_crops(int(i), lambda h, w, k=k: boxes[k], size) for k, i in enumerate(indices)]
+        else:
+            crops = [torch.stack([_crop_resize_uint8(image, box, size) for box in boxes[k].tolist()])
+                     for k, (image, _) in enumerate(decoded)]
+        return [(None, torch.stack(crops), labels, samples)]
+
+
+class RenderBatch:
+    """``ImageBatches``' batch -> (view_a, view_b, labels) on ``device``: where the views are finished.
+
+    Used as the loader's collate function when training on the CPU (views finished in the
+    worker) and called on the batch in the training process otherwise (on the accelerator).
+    """
+
+    def __init__(self, transform: BatchedTwoViewTransform, device: torch.device | None = None) -> None:
+        self.transform, self.device = transform, device
+
+    def __call__(self, batch: list[tuple[Tensor | None, Tensor | None, Tensor, np.ndarray]]) -> tuple[Tensor, Tensor, Tensor]:
+        (images, crops, labels, keys), = batch
+        move = (lambda x: x) if self.device is None else (lambda x: _to_device(x, self.device))
+        if images is not None:
+            return (*self.transform(move(images), keys), labels)
+        crops = move(crops)
+        return (*self.transform.from_crops(crops[:, 0], crops[:, 1], keys), labels)
 
 
 def _crop_resize_uint8(image: Tensor, box: list[int], size: int) -> Tensor:
@@ -157,16 +194,15 @@ class PretrainBatches:
         elif self.decode == "device" and isinstance(self.dataset, ImageFiles):
             yield from self._decoded_on_device(sampler)
         elif self.device.type == "cpu":
-            # Training on the CPU: the workers render the whole batch too (batched ops, one thread
+            # Training on the CPU: the workers finish the views too (batched ops, one thread
             # each), so the training process keeps its cores for the network, as a per-image
             # loader would, instead of competing with the workers for them.
-            yield from self._load(CroppedPairs(self.dataset, self.transform, self.seed), sampler,
-                                  collate_fn=RenderCrops(self.transform, self.seed))
+            yield from self._load(ImageBatches(self.dataset, self.transform, self.seed), sampler,
+                                  collate_fn=RenderBatch(self.transform))
         else:
-            for crops_a, crops_b, labels, epochs, indices in self._load(CroppedPairs(self.dataset, self.transform, self.seed), sampler):
-                keys = sample_keys(self.seed, epochs.numpy(), indices.numpy())
-                view_a, view_b = self.transform.from_crops(self._to_device(crops_a), self._to_device(crops_b), keys)
-                yield view_a, view_b, labels
+            render = RenderBatch(self.transform, self.device)
+            for batch in self._load(ImageBatches(self.dataset, self.transform, self.seed), sampler, collate_fn=_single):
+                yield render([batch])
 
     def _in_memory(self, sampler: RunSampler) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         images, labels = self.dataset.images, self.dataset.labels  # type: ignore[attr-defined]
@@ -196,6 +232,14 @@ class PretrainBatches:
                           persistent_workers=self.workers > 0, collate_fn=collate_fn)  # type: ignore[arg-type]
 
     def _to_device(self, images: Tensor) -> Tensor:
-        if self.device.type == "cuda":
-            images = images.pin_memory()
-        return images.to(self.device, non_blocking=True)
+        return _to_device(images, self.device)
+
+
+def _single(batch: list[tuple]) -> tuple:
+    return batch[0]
+
+
+def _to_device(images: Tensor, device: torch.device) -> Tensor:
+    if device.type == "cuda":
+        images = images.pin_memory()
+    return images.to(device, non_blocking=True)
