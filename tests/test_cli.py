@@ -200,7 +200,7 @@ def test_folder_of_mixed_sizes_trains_batched_with_a_worker_and_resumes_bitwise(
             image.save(folder / f"{i}.png")
         else:
             image.save(folder / f"{i}.jpg", exif=exif)
-    args = ["--data", str(folder), *TINY_ARGS, "--batch-size", "4", "--workers", "1", "--image-size", "24"]
+    args = ["--data", str(folder), *TINY_ARGS, "--batch-size", "4", "--epochs", "3", "--workers", "1", "--image-size", "24"]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert main(["pretrain", "--output", str(straight), *args, "--max-steps", "5"]) == 0  # 2 steps an epoch
     assert load_run_config(straight).augment.pipeline == "batched"

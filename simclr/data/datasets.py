@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from simclr.data.images import load_crops, load_image
+from simclr.data.images import load_crops, load_image, upright_size
 from simclr.errors import SimCLRError
 
 
@@ -75,6 +75,11 @@ class ImageFiles(Dataset):
         """Item ``index``'s crops resized to ``size`` (``simclr.data.images.load_crops``): uint8 [V, 3, size, size]."""
         with self._hinted():
             return load_crops(self.paths[index], boxes_for, size)
+
+    def upright_size(self, index: int) -> tuple[int, int]:
+        """(height, width) of item ``index`` as shown, from its header (``simclr.data.images.upright_size``)."""
+        with self._hinted():
+            return upright_size(self.paths[index])
 
     @contextmanager
     def _hinted(self) -> Iterator[None]:

@@ -9,11 +9,11 @@ Pipelines (``augment.pipeline``; ``auto`` is ``batched``):
 
 - ``batched``, images in memory (mnist5k, CIFAR, STL-10): indexed directly, every op drawn
   and applied to the whole uint8 batch on the training device.
-- ``batched``, files or other datasets: loader workers decode each image (JPEGs at reduced
-  scale when the crops allow) and cut its two random resized crops to uint8
-  ``size`` x ``size``; flip, colour, grayscale, blur and solarize then run batched on the
-  device. Folders of mixed sizes and of one size take this path alike.
-  With ``data.decode=device`` the workers only read JPEG files and their headers, and the
+- ``batched``, files or other datasets: loader workers read a whole batch. Small images of
+  one size are cropped whole like in-memory data; otherwise each image is decoded (JPEGs at
+  reduced scale when the crops allow) and its two random resized crops cut to uint8
+  ``size`` x ``size``, and flip, colour, grayscale, blur and solarize run batched. The views
+  are finished on the training device, or in the workers when training on the CPU. With ``data.decode=device`` the workers only read JPEG files and their headers, and the
   JPEGs are decoded on the training device (``torchvision.io.decode_jpeg``: nvJPEG on CUDA).
 - ``per_image``: the reference: workers render each view with torchvision ops.
 """
@@ -32,7 +32,7 @@ from torchvision.transforms import InterpolationMode
 from simclr.augment import BatchedTwoViewTransform, TwoViewTransform, sample_key, sample_keys
 from simclr.augment.two_view import ViewPair
 from simclr.data import ImageFiles, TensorImages
-from simclr.data.images import decode_jpeg_crops, upright_size
+from simclr.data.images import decode_jpeg_crops
 from simclr.data.sampling import RunSampler
 
 PIPELINES = ("auto", "batched", "per_image")
@@ -101,7 +101,7 @@ class EncodedPairs(CroppedPairs):
             crop_a, crop_b, label, _, _ = super().__getitem__(key)
             return torch.empty(0, dtype=torch.uint8), np.zeros((2, 4), np.int64), torch.stack([crop_a, crop_b]), label, epoch, index, path
         sample = sample_key(self.seed, epoch, index)
-        height, width = upright_size(path)
+        height, width = self.base.upright_size(index)  # type: ignore[attr-defined]
         boxes = np.concatenate([self.pair.view_a.sample_crops([sample], 0, height, width),
                                 self.pair.view_b.sample_crops([sample], 1, height, width)])
         empty = torch.empty(2, 3, self.pair.size, self.pair.size, dtype=torch.uint8)
@@ -125,7 +125,7 @@ class ImageBatches(CroppedPairs):
         files = self.base if isinstance(self.base, ImageFiles) else None
         decoded = None if files else [self.base[int(i)] for i in indices]
         labels = files.labels[indices] if files else torch.tensor([int(label) for _, label in decoded])  # type: ignore[union-attr]
-        sizes = np.array([upright_size(files.paths[i]) for i in indices] if files else [d[0].shape[-2:] for d in decoded])
+        sizes = np.array([files.upright_size(int(i)) for i in indices] if files else [d[0].shape[-2:] for d in decoded])
         size = self.pair.size
         if (sizes == sizes[0]).all() and sizes[0].prod() <= 4 * size * size:
             images = [files[int(i)][0] for i in indices] if files else [image for image, _ in decoded]
@@ -147,11 +147,15 @@ class RenderBatch:
     worker) and called on the batch in the training process otherwise (on the accelerator).
     """
 
-    def __init__(self, transform: BatchedTwoViewTransform, device: torch.device | None = None) -> None:
-        self.transform, self.device = transform, device
+    def __init__(self, transform: BatchedTwoViewTransform, device: torch.device | None = None,
+                 crops_only: bool = False) -> None:
+        self.transform, self.device, self.crops_only = transform, device, crops_only
 
-    def __call__(self, batch: list[tuple[Tensor | None, Tensor | None, Tensor, np.ndarray]]) -> tuple[Tensor, Tensor, Tensor]:
+    def __call__(self, batch: list[tuple[Tensor | None, Tensor | None, Tensor, np.ndarray]]) -> tuple:
+        """(view_a, view_b, labels); with ``crops_only``, a batch of whole images is passed on as it came."""
         (images, crops, labels, keys), = batch
+        if self.crops_only and images is not None:
+            return batch[0]
         move = (lambda x: x) if self.device is None else (lambda x: _to_device(x, self.device))
         if images is not None:
             return (*self.transform(move(images), keys), labels)
@@ -193,16 +197,14 @@ class PretrainBatches:
             yield from self._in_memory(sampler)
         elif self.decode == "device" and isinstance(self.dataset, ImageFiles):
             yield from self._decoded_on_device(sampler)
-        elif self.device.type == "cpu":
-            # Training on the CPU: the workers finish the views too (batched ops, one thread
-            # each), so the training process keeps its cores for the network, as a per-image
-            # loader would, instead of competing with the workers for them.
-            yield from self._load(ImageBatches(self.dataset, self.transform, self.seed), sampler,
-                                  collate_fn=RenderBatch(self.transform))
         else:
+            # Training on the CPU, crops of large images are finished in the workers too (batched
+            # ops, one thread each): that work is large, and the training process keeps its cores
+            # for the network. Small whole images are cheap to finish in the training process.
+            in_workers = RenderBatch(self.transform, crops_only=True) if self.device.type == "cpu" else _single
             render = RenderBatch(self.transform, self.device)
-            for batch in self._load(ImageBatches(self.dataset, self.transform, self.seed), sampler, collate_fn=_single):
-                yield render([batch])
+            for batch in self._load(ImageBatches(self.dataset, self.transform, self.seed), sampler, collate_fn=in_workers):
+                yield batch if len(batch) == 3 else render([batch])
 
     def _in_memory(self, sampler: RunSampler) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         images, labels = self.dataset.images, self.dataset.labels  # type: ignore[attr-defined]
