@@ -17,6 +17,7 @@ from simclr.augment import TwoViewTransform, ViewTransform, sample_key
 from simclr.data import ImageFiles, TensorImages
 from simclr.data.images import load_crops, load_image
 from simclr.data.sampling import RunSampler, epoch_order
+from simclr.errors import SimCLRError
 from simclr.train.loader import PretrainBatches
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -59,6 +60,11 @@ def test_run_sampler_reads_whole_batches_of_each_epoch_once_and_resumes_anywhere
         assert indices == epoch_order(103, 1, epoch)[:100].tolist()
     assert [i for e, i in keys if e == 0] != [i for e, i in keys if e == 1]
     assert list(RunSampler(103, 10, 1, start_step=14, stop_step=30)) == keys[140:]
+
+
+def test_a_global_batch_that_does_not_split_over_the_processes_is_refused() -> None:
+    with pytest.raises(SimCLRError, match="split evenly"):
+        RunSampler(64, 10, 0, 0, 8, num_replicas=4, rank=0)
 
 
 def test_rank_shards_are_disjoint_and_rebuild_each_global_batch() -> None:
@@ -208,6 +214,7 @@ def test_decoding_jpegs_on_the_device_gives_the_worker_views(tmp_path: Path) -> 
     """``data.decode=device`` (torchvision.io.decode_jpeg; here on the CPU) against PIL in the workers."""
     images = _natural(16, 40, 52)
     paths = _write(images[:12], tmp_path / "mixed", ".jpg") + _write(images[12:], tmp_path / "png")
+    paths[0] = str(_photo(tmp_path / "phone.jpg", 52, 40, exif_orientation=6))  # rotated: cropped by the worker
     files = ImageFiles(paths, list(range(16)))
     on_device = _batches(files, "auto", workers=1, stop=2, size=24, decode="device")
     in_workers = _batches(files, "auto", workers=1, stop=2, size=24)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from simclr.data.images import load_crops, load_image, upright_size
+from simclr.data.images import load_crops, load_image, read_header, upright_size
 from simclr.errors import SimCLRError
 
 
@@ -80,6 +80,11 @@ class ImageFiles(Dataset):
         """(height, width) of item ``index`` as shown, from its header (``simclr.data.images.upright_size``)."""
         with self._hinted():
             return upright_size(self.paths[index])
+
+    def read_header(self, index: int) -> tuple[int, int, bool]:
+        """``simclr.data.images.read_header`` of item ``index``: height, width, plain JPEG."""
+        with self._hinted():
+            return read_header(self.paths[index])
 
     @contextmanager
     def _hinted(self) -> Iterator[None]:

@@ -95,6 +95,9 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 
 def _orientation(img: Image.Image) -> int:
+    # Only formats that carry EXIF in their header: Pillow's PNG getexif() decodes the whole image.
+    if img.format not in ("JPEG", "MPO", "TIFF", "WEBP") and "exif" not in img.info:
+        return 1
     # Broken EXIF is cosmetic, so it must not make an otherwise readable image fail.
     try:
         return int(img.getexif().get(_EXIF_ORIENTATION, 1))
@@ -205,7 +208,8 @@ def load_crops(
             if shrink >= 2:
                 img.draft("RGB", (math.ceil(width / shrink), math.ceil(height / shrink)))
             img.load()
-            scale_x, scale_y = img.size[0] / width, img.size[1] / height
+            # draft reduces by an integer factor (1, 2, 4, 8) and rounds the sides up.
+            scale_x = scale_y = 1.0 / max(1, round(width / img.size[0]))
             rgb = _to_rgb(img)
         crops = [np.asarray(_resized_crop(rgb, box, scale_x, scale_y, size)) for box in boxes.tolist()]
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
@@ -223,10 +227,19 @@ def _resized_crop(rgb: Image.Image, box: list[int], scale_x: float, scale_y: flo
 
 def upright_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     """(height, width) of the image as shown (EXIF orientation applied), from the header only."""
+    height, width, _ = read_header(path)
+    return height, width
+
+
+def read_header(path: str | os.PathLike[str]) -> tuple[int, int, bool]:
+    """(height, width) as shown, and whether the file is a plain JPEG (RGB or gray, upright)
+    that ``torchvision.io.decode_jpeg`` decodes alike on every device."""
     path = os.fspath(path)
     with _reading(path), Image.open(path) as img:
         width, height = img.size
-        return (width, height) if _orientation(img) in (5, 6, 7, 8) else (height, width)
+        orientation = _orientation(img)
+        plain_jpeg = img.format == "JPEG" and img.mode in ("RGB", "L") and orientation == 1
+        return (width, height, plain_jpeg) if orientation in (5, 6, 7, 8) else (height, width, plain_jpeg)
 
 
 def decode_jpeg_crops(encoded: list[torch.Tensor], boxes: list[np.ndarray], paths: list[str], size: int,
@@ -241,6 +254,10 @@ def decode_jpeg_crops(encoded: list[torch.Tensor], boxes: list[np.ndarray], path
         warnings.simplefilter("ignore", DeprecationWarning)
         from torchvision.io import ImageReadMode, decode_jpeg
 
+    if device.type == "cuda":
+        # torchvision's nvJPEG path writes from its own stream without waiting for ours
+        # (pytorch/vision#9606): let queued work finish first, and the decode before use.
+        torch.cuda.synchronize(device)
     try:
         images = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True)
     except RuntimeError:  # find the file that failed, for the message
@@ -248,6 +265,8 @@ def decode_jpeg_crops(encoded: list[torch.Tensor], boxes: list[np.ndarray], path
         for data, path in zip(encoded, paths):
             with _reading(path):
                 images.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     out = []
     for image, crop_boxes in zip(images, boxes):
         crops = [torch.nn.functional.interpolate(image[None, :, top : top + h, left : left + w].float(), size=(size, size),

@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.utils.data import Sampler
 
 from simclr.augment.keys import order_seed
+from simclr.errors import SimCLRError
 
 
 def epoch_order(size: int, seed: int, epoch: int) -> Tensor:
@@ -33,6 +34,8 @@ class RunSampler(Sampler[tuple[int, int]]):
 
     def __init__(self, size: int, batch_size: int, seed: int, start_step: int, stop_step: int,
                  num_replicas: int = 1, rank: int = 0) -> None:
+        if batch_size % num_replicas or not 0 <= rank < num_replicas:
+            raise SimCLRError(f"the global batch {batch_size} must split evenly over {num_replicas} processes (rank {rank})")
         self.size, self.batch_size, self.seed = size, batch_size, seed
         self.start_step, self.stop_step = start_step, stop_step
         self.num_replicas, self.rank = num_replicas, rank

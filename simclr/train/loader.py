@@ -2,7 +2,9 @@
 
 A sample's views depend only on its key (run seed, epoch, sample index), and the order only
 on (seed, epoch) (``simclr.data.sampling``), so a run gives the same batches for any number
-of loader workers or processes and resumes exactly at any step. Datasets are stateless (the
+of loader workers and resumes exactly at any step; several processes draw the same parameters
+too (in a folder that mixes small and large images, a small one may be rendered by the other
+of the two crop filters, a few uint8 levels apart, since the choice is made per local batch). Datasets are stateless (the
 epoch comes with the index), so one set of persistent loader workers serves the whole run.
 
 Pipelines (``augment.pipeline``; ``auto`` is ``batched``):
@@ -95,13 +97,13 @@ class EncodedPairs(CroppedPairs):
     def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, np.ndarray, Tensor, int, int, int, str]:  # type: ignore[override]
         epoch, index = key
         path = self.base.paths[index]  # type: ignore[attr-defined]
-        with open(path, "rb") as handle:
-            data = handle.read()
-        if data[:2] != b"\xff\xd8":  # not a JPEG: decode and crop in this worker
+        height, width, plain_jpeg = self.base.read_header(index)  # type: ignore[attr-defined]
+        if not plain_jpeg:  # rotated, CMYK, or not a JPEG: decode and crop in this worker
             crop_a, crop_b, label, _, _ = super().__getitem__(key)
             return torch.empty(0, dtype=torch.uint8), np.zeros((2, 4), np.int64), torch.stack([crop_a, crop_b]), label, epoch, index, path
+        with open(path, "rb") as handle:
+            data = handle.read()
         sample = sample_key(self.seed, epoch, index)
-        height, width = self.base.upright_size(index)  # type: ignore[attr-defined]
         boxes = np.concatenate([self.pair.view_a.sample_crops([sample], 0, height, width),
                                 self.pair.view_b.sample_crops([sample], 1, height, width)])
         empty = torch.empty(2, 3, self.pair.size, self.pair.size, dtype=torch.uint8)
