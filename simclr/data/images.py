@@ -269,8 +269,14 @@ def decode_jpeg_crops(encoded: list[torch.Tensor], boxes: list[np.ndarray], path
         torch.cuda.synchronize(device)
     out = []
     for image, crop_boxes in zip(images, boxes):
-        crops = [torch.nn.functional.interpolate(image[None, :, top : top + h, left : left + w].float(), size=(size, size),
-                                                 mode="bilinear", antialias=True, align_corners=False)
-                 for top, left, h, w in np.asarray(crop_boxes).tolist()]
-        out.append(torch.cat(crops).round_().clamp_(0, 255).to(torch.uint8))
+        out.append(torch.stack([crop_resize_uint8(image, box, size) for box in np.asarray(crop_boxes).tolist()]))
     return out
+
+
+def crop_resize_uint8(image: torch.Tensor, box: list[int], size: int) -> torch.Tensor:
+    """uint8 [3, H, W] (any device) -> the crop ``box`` (top, left, h, w) resized to uint8 [3, size, size]
+    with antialiased bilinear filtering from the crop's own pixels, like ``TF.resize``."""
+    top, left, h, w = box
+    x = image[None, :, top : top + h, left : left + w].float()
+    x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x[0].round_().clamp_(0, 255).to(torch.uint8)

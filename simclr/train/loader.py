@@ -26,15 +26,13 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import InterpolationMode
 
 from simclr.augment import BatchedTwoViewTransform, TwoViewTransform, sample_key, sample_keys
 from simclr.augment.two_view import ViewPair
 from simclr.data import ImageFiles, TensorImages
-from simclr.data.images import decode_jpeg_crops
+from simclr.data.images import crop_resize_uint8, decode_jpeg_crops
 from simclr.data.sampling import RunSampler
 
 PIPELINES = ("auto", "batched", "per_image")
@@ -84,7 +82,7 @@ class CroppedPairs(Dataset):
             crops, label = self.base.load_crops(index, boxes_for, size), int(self.base.labels[index])
         else:
             image, label = self.base[index]
-            crops = torch.stack([_crop_resize_uint8(image, box, size)
+            crops = torch.stack([crop_resize_uint8(image, box, size)
                                  for box in boxes_for(*image.shape[-2:]).tolist()])
         return crops[0], crops[1], int(label), epoch, index
 
@@ -137,7 +135,7 @@ class ImageBatches(CroppedPairs):
         if files:
             crops = [files.load_crops(int(i), lambda h, w, k=k: boxes[k], size) for k, i in enumerate(indices)]
         else:
-            crops = [torch.stack([_crop_resize_uint8(image, box, size) for box in boxes[k].tolist()])
+            crops = [torch.stack([crop_resize_uint8(image, box, size) for box in boxes[k].tolist()])
                      for k, (image, _) in enumerate(decoded)]
         return [(None, torch.stack(crops), labels, samples)]
 
@@ -163,13 +161,6 @@ class RenderBatch:
             return (*self.transform(move(images), keys), labels)
         crops = move(crops)
         return (*self.transform.from_crops(crops[:, 0], crops[:, 1], keys), labels)
-
-
-def _crop_resize_uint8(image: Tensor, box: list[int], size: int) -> Tensor:
-    top, left, h, w = box
-    x = image[:, top : top + h, left : left + w].float()
-    x = TF.resize(x, [size, size], InterpolationMode.BILINEAR, antialias=True)
-    return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
 class PretrainBatches:
@@ -212,14 +203,14 @@ class PretrainBatches:
         images, labels = self.dataset.images, self.dataset.labels  # type: ignore[attr-defined]
         for epoch, indices in sampler.steps():
             keys = sample_keys(self.seed, epoch, indices.numpy())
-            view_a, view_b = self.transform(self._to_device(images[indices]), keys)
+            view_a, view_b = self.transform(_to_device(images[indices], self.device), keys)
             yield view_a, view_b, labels[indices]
 
     def _decoded_on_device(self, sampler: RunSampler) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         loader = self._load(EncodedPairs(self.dataset, self.transform, self.seed), sampler, collate_fn=list)
         for items in loader:
             data, boxes, crops, labels, epochs, indices, paths = zip(*items)
-            crops = self._to_device(torch.stack(crops))  # [B, 2, 3, S, S]: non-JPEG files, cut by the worker
+            crops = _to_device(torch.stack(crops), self.device)  # [B, 2, 3, S, S]: non-JPEG files, cut by the worker
             jpegs = [i for i, encoded in enumerate(data) if encoded.numel()]
             if jpegs:
                 decoded = decode_jpeg_crops([data[i] for i in jpegs], [boxes[i] for i in jpegs],
@@ -234,9 +225,6 @@ class PretrainBatches:
         return DataLoader(dataset, batch_size=sampler.per_rank, sampler=sampler, num_workers=self.workers,
                           pin_memory=self.device.type == "cuda", drop_last=True,
                           persistent_workers=self.workers > 0, collate_fn=collate_fn)  # type: ignore[arg-type]
-
-    def _to_device(self, images: Tensor) -> Tensor:
-        return _to_device(images, self.device)
 
 
 def _single(batch: list[tuple]) -> tuple:
