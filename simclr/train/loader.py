@@ -147,15 +147,11 @@ class RenderBatch:
     worker) and called on the batch in the training process otherwise (on the accelerator).
     """
 
-    def __init__(self, transform: BatchedTwoViewTransform, device: torch.device | None = None,
-                 crops_only: bool = False) -> None:
-        self.transform, self.device, self.crops_only = transform, device, crops_only
+    def __init__(self, transform: BatchedTwoViewTransform, device: torch.device | None = None) -> None:
+        self.transform, self.device = transform, device
 
-    def __call__(self, batch: list[tuple[Tensor | None, Tensor | None, Tensor, np.ndarray]]) -> tuple:
-        """(view_a, view_b, labels); with ``crops_only``, a batch of whole images is passed on as it came."""
+    def __call__(self, batch: list[tuple[Tensor | None, Tensor | None, Tensor, np.ndarray]]) -> tuple[Tensor, Tensor, Tensor]:
         (images, crops, labels, keys), = batch
-        if self.crops_only and images is not None:
-            return batch[0]
         move = (lambda x: x) if self.device is None else (lambda x: _to_device(x, self.device))
         if images is not None:
             return (*self.transform(move(images), keys), labels)
@@ -190,14 +186,15 @@ class PretrainBatches:
             yield from self._in_memory(sampler)
         elif self.decode == "device" and isinstance(self.dataset, ImageFiles):
             yield from self._decoded_on_device(sampler)
+        elif self.device.type == "cpu":
+            # Training on the CPU, the workers finish the views too (batched ops, one thread each),
+            # so the training process keeps its cores for the network.
+            yield from self._load(ImageBatches(self.dataset, self.transform, self.seed), sampler,
+                                  collate_fn=RenderBatch(self.transform))
         else:
-            # Training on the CPU, crops of large images are finished in the workers too (batched
-            # ops, one thread each): that work is large, and the training process keeps its cores
-            # for the network. Small whole images are cheap to finish in the training process.
-            in_workers = RenderBatch(self.transform, crops_only=True) if self.device.type == "cpu" else _single
             render = RenderBatch(self.transform, self.device)
-            for batch in self._load(ImageBatches(self.dataset, self.transform, self.seed), sampler, collate_fn=in_workers):
-                yield batch if len(batch) == 3 else render([batch])
+            for batch in self._load(ImageBatches(self.dataset, self.transform, self.seed), sampler, collate_fn=_single):
+                yield render([batch])
 
     def _in_memory(self, sampler: RunSampler) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         images, labels = self.dataset.images, self.dataset.labels  # type: ignore[attr-defined]
