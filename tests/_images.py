@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from simclr.augment import ViewParams
+from simclr.augment import ViewParams, sample_keys
 
 
 def random_image(h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -79,3 +79,14 @@ def assert_params_equal(a: ViewParams, b: ViewParams, skip: tuple[str, ...] = ()
             continue
         assert x.dtype == y.dtype and x.shape == y.shape, f.name
         np.testing.assert_array_equal(x, y, err_msg=f.name)
+
+
+# Rendering tolerance. The batched ops compute the same formulas in another order (resize
+# weights summed by a matmul, hue through a branch-free HSV map), so float32 results differ
+# by rounding: seen <= 5e-6. 1e-5 is ~80 float32 ulps at 1.0 and 400x below one uint8 step.
+ATOL = 1e-5
+
+
+def keys_for(n: int, seed: int = 0) -> np.ndarray:
+    """Sample keys of indices 0..n-1 in epoch 3 of run ``seed``."""
+    return sample_keys(seed, 3, np.arange(n))

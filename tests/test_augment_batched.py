@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import itertools
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from _images import identity_params, natural_images, stack_params
+from _images import ATOL, identity_params, keys_for, natural_images, stack_params
 
 from simclr.augment import (
     BatchedTwoViewTransform,
@@ -17,19 +16,10 @@ from simclr.augment import (
     ViewParams,
     ViewTransform,
     render_views,
-    sample_keys,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-# Rendering tolerance. The batched ops compute the same formulas in another order (resize
-# weights summed by a matmul, hue through a branch-free HSV map), so float32 results differ
-# by rounding: seen <= 5e-6. 1e-5 is ~80 float32 ulps at 1.0 and 400x below one uint8 step.
-ATOL = 1e-5
-
-
-def _keys(n: int, seed: int = 0) -> np.ndarray:
-    return sample_keys(seed, 3, np.arange(n))
 
 
 def _assert_close_up_to_solarize(ours: torch.Tensor, theirs: torch.Tensor, threshold: float) -> None:
@@ -141,7 +131,7 @@ def test_views_match_per_image_pipeline(
     view_a: ViewTransform, view_b: ViewTransform | None, hw: tuple[int, int]
 ) -> None:
     n = 24
-    images, keys = natural_images(n, *hw, seed=hw[0]), _keys(n, seed=hw[1])
+    images, keys = natural_images(n, *hw, seed=hw[0]), keys_for(n, seed=hw[1])
     a, b = BatchedTwoViewTransform(view_a, view_b)(images, keys)
     per_image = TwoViewTransform(view_a, view_b)
     views = (view_a, view_b or view_a)
@@ -154,7 +144,7 @@ def test_from_crops_matches_per_image_apply() -> None:
     view_a = ViewTransform(32, solarize_p=0.5, blur_p=0.5)
     view_b = ViewTransform(32, gray_p=0.6, color_p=1.0, blur_p=1.0, solarize_threshold=60)
     n = 32
-    crops_a, crops_b, keys = natural_images(n, 32, 32, seed=5), natural_images(n, 32, 32, seed=6), _keys(n)
+    crops_a, crops_b, keys = natural_images(n, 32, 32, seed=5), natural_images(n, 32, 32, seed=6), keys_for(n)
     bt = BatchedTwoViewTransform(view_a, view_b)
     a, b = bt.from_crops(crops_a, crops_b, keys)
     pa, pb = view_a.sample(keys, 0), view_b.sample(keys, 1)

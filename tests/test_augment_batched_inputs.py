@@ -6,26 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _images import identity_params, natural_images, random_image
+from _images import ATOL, identity_params, keys_for, natural_images, random_image
 
 from simclr.augment import (
     BatchedTwoViewTransform,
     ViewTransform,
     render_views,
-    sample_keys,
 )
 from simclr.errors import SimCLRError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-# Rendering tolerance. The batched ops compute the same formulas in another order (resize
-# weights summed by a matmul, hue through a branch-free HSV map), so float32 results differ
-# by rounding: seen <= 5e-6. 1e-5 is ~80 float32 ulps at 1.0 and 400x below one uint8 step.
-ATOL = 1e-5
-
-
-def _keys(n: int, seed: int = 0) -> np.ndarray:
-    return sample_keys(seed, 3, np.arange(n))
 
 
 
@@ -35,7 +26,7 @@ def _keys(n: int, seed: int = 0) -> np.ndarray:
 
 def test_same_keys_same_views_whatever_the_batch() -> None:
     bt = BatchedTwoViewTransform(ViewTransform(48, blur_p=0.5, solarize_p=0.3))
-    images, keys = natural_images(16, 50, 50, seed=3), _keys(16)
+    images, keys = natural_images(16, 50, 50, seed=3), keys_for(16)
     a, b = bt(images, keys)
     a2, b2 = bt(images, keys)
     assert torch.equal(a, a2) and torch.equal(b, b2)
@@ -47,7 +38,7 @@ def test_same_keys_same_views_whatever_the_batch() -> None:
     torch.testing.assert_close(sa, a[3:5], atol=1e-6, rtol=0)
     torch.testing.assert_close(sb, b[3:5], atol=1e-6, rtol=0)
     assert not torch.equal(a, b)
-    assert not torch.equal(bt(images, _keys(16, seed=1))[0], a)
+    assert not torch.equal(bt(images, keys_for(16, seed=1))[0], a)
     # Loader-cropped views too.
     ua, ub = (v.mul(255).round().to(torch.uint8) for v in (a, b))
     ca, cb = bt.from_crops(ua, ub, keys)
@@ -79,7 +70,7 @@ def test_global_rng_neither_used_nor_advanced() -> None:
 def test_grayscale_on_or_off_changes_nothing_else() -> None:
     # Each op reads its own draws, so forcing grayscale on renders the grayscale of the
     # very views rendered with it off: same crops, flips and colour jitter.
-    images, keys = natural_images(16, 40, 56, seed=7), _keys(16)
+    images, keys = natural_images(16, 40, 56, seed=7), keys_for(16)
     off = BatchedTwoViewTransform(ViewTransform(32, gray_p=0.0))(images, keys)
     on = BatchedTwoViewTransform(ViewTransform(32, gray_p=1.0))(images, keys)
     luma = torch.tensor([0.2989, 0.587, 0.114]).view(1, 3, 1, 1)
@@ -91,7 +82,7 @@ def test_grayscale_rate_in_rendered_views() -> None:
     view = ViewTransform(8, gray_p=0.3, color_p=0.0)
     n = 1200
     images = natural_images(1, 16, 16).expand(n, -1, -1, -1)
-    a, b = BatchedTwoViewTransform(view)(images, _keys(n))
+    a, b = BatchedTwoViewTransform(view)(images, keys_for(n))
     for out in (a, b):
         gray = ((out[:, 0] == out[:, 1]) & (out[:, 1] == out[:, 2])).flatten(1).all(1)
         rate, se = float(gray.float().mean()), (0.3 * 0.7 / n) ** 0.5
@@ -104,7 +95,7 @@ def test_grayscale_rate_in_rendered_views() -> None:
 def test_shapes_dtype_range_and_inputs() -> None:
     bt = BatchedTwoViewTransform(ViewTransform(20, solarize_p=0.5, blur_p=0.5))
     images = natural_images(5, 9, 31)
-    keys = _keys(5)
+    keys = keys_for(5)
     channels_last = images.contiguous(memory_format=torch.channels_last)
     for batch in (images, list(images), images.float() / 255, channels_last):
         a, b = bt(batch, keys)
@@ -128,7 +119,7 @@ def test_shapes_dtype_range_and_inputs() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu() -> None:
     bt = BatchedTwoViewTransform(ViewTransform(64, solarize_p=0.2, blur_p=0.5))
-    images, keys = natural_images(32, 72, 72), _keys(32)
+    images, keys = natural_images(32, 72, 72), keys_for(32)
     cpu = bt(images, keys)
     gpu = bt(images.cuda(), keys)
     crops = [v.mul(255).round().to(torch.uint8) for v in cpu]
