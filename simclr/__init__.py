@@ -16,7 +16,9 @@ from simclr.loss import NTXentLoss, nt_xent
 from simclr.models import SimCLR, build_encoder, build_simclr
 from simclr.optim import LARS
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # pyproject.toml reads it from here
+# The name to pip-install (PyPI's "simclr" is an unrelated project); the import name is `simclr`.
+DISTRIBUTION = "simclr-torch"
 
 __all__ = [
     "BatchedTwoViewTransform",

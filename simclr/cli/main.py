@@ -31,8 +31,24 @@ def _add_eval_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line of stdout")
 
 
+def version_text() -> str:
+    """'simclr-torch 0.1.0 (torch 2.x.y)': the installed distribution's name and version."""
+    from importlib import metadata
+
+    import torch
+
+    from simclr import DISTRIBUTION, __version__
+
+    try:
+        version = metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        version = __version__
+    return f"{DISTRIBUTION} {version} (torch {torch.__version__})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="simclr", description="SimCLR: contrastive self-supervised pretraining and evaluation of image encoders.")
+    parser.add_argument("--version", action="version", version=version_text(), help="print the installed version and exit")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     pretrain = commands.add_parser("pretrain", help="pretrain an encoder with SimCLR", description="Pretrain f and g with NT-Xent on two augmented views of each image.")
