@@ -10,12 +10,12 @@ import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ContextManager
+from typing import Any, ContextManager
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
+from torch.autograd.function import once_differentiable
 
 from simclr.errors import SimCLRError
 
@@ -106,44 +106,91 @@ def _nt_xent_from_parts(
     """
     n, m = local_a.shape[0], all_a.shape[0]
     anchors = torch.cat([local_a, local_b])  # (2n, d)
-    candidates = torch.cat([all_a, all_b])  # (2M, d)
+    # Alone (no gather), the anchors are the candidates: one tensor, one gradient sum.
+    same = local_a is all_a and local_b is all_b
+    candidates = anchors if same else torch.cat([all_a, all_b])  # (2M, d)
     local = torch.arange(n, device=local_a.device)
     self_cols = torch.cat([offset + local, m + offset + local])
     pos_cols = torch.cat([m + offset + local, offset + local])
     rows = anchors.shape[0]
-    if chunk_rows is None or chunk_rows >= rows:
-        loss_sum, correct = _anchor_rows_loss(anchors, candidates, self_cols, pos_cols, temperature)
-    else:
-        # Rows of anchors in turn, each recomputed in backward: only a (chunk, 2M) block is alive.
-        loss_sum, correct = anchors.new_zeros(()), anchors.new_zeros(())
-        for start in range(0, rows, chunk_rows):
-            part = slice(start, start + chunk_rows)
-            chunk_loss, chunk_correct = checkpoint(
-                _anchor_rows_loss, anchors[part], candidates, self_cols[part], pos_cols[part], temperature, use_reentrant=False
-            )
-            loss_sum, correct = loss_sum + chunk_loss, correct + chunk_correct
+    chunk = rows if chunk_rows is None else min(chunk_rows, rows)
+    loss_sum, correct = _NTXentRows.apply(anchors, candidates, self_cols, pos_cols, 1.0 / temperature, chunk)
     return ContrastiveOutput(loss=loss_sum / rows, accuracy=(correct / rows).float().detach())
 
 
-def _anchor_rows_loss(
-    anchors: Tensor, candidates: Tensor, self_cols: Tensor, pos_cols: Tensor, temperature: float
-) -> tuple[Tensor, Tensor]:
-    """(summed loss, number of anchors whose positive ranks first) for rows of anchors.
+def _masked_logits(anchors: Tensor, candidates: Tensor, self_cols: Tensor, inv_tau: float) -> Tensor:
+    """(rows, 2M) logits a.c / tau, each anchor's own column set to -inf.
 
-    One (rows, 2M) logits matrix, scaled and masked in place (mm's backward needs only its
-    inputs), is the only large tensor autograd keeps: the loss is logsumexp minus the
-    positive logit, which saves no softmax matrix of its own.
+    1/tau scales the (rows, d) anchors, not the (rows, 2M) product: no pass over the big matrix.
     """
-    logits = anchors @ candidates.T
-    logits.div_(temperature)
-    rows = torch.arange(anchors.shape[0], device=anchors.device)
+    logits = torch.mm(anchors * inv_tau, candidates.T)
     # -inf is exact in fp32 and every row keeps finite candidates (M >= 2).
-    logits[rows, self_cols] = float("-inf")
-    positive = logits[rows, pos_cols]
-    loss_sum = (torch.logsumexp(logits, dim=1) - positive).sum()
-    with torch.no_grad():
-        correct = (logits.argmax(dim=1) == pos_cols).sum()
-    return loss_sum, correct
+    logits[torch.arange(anchors.shape[0], device=anchors.device), self_cols] = float("-inf")
+    return logits
+
+
+class _NTXentRows(torch.autograd.Function):
+    """(summed NT-Xent over rows of anchors, count of anchors whose positive ranks first).
+
+    Hand-written backward, so the only (rows, 2M) buffers are the logits and their log-softmax
+    (autograd through logsumexp, indexing and masking makes several more full-size passes and
+    buffers, and on the CPU each fresh buffer of tens of MB costs page faults): the gradient of
+    the summed loss w.r.t. the logits is softmax - one-hot(positive), computed in place in the
+    kept log-softmax, and two matrix products give the anchors' and the candidates' gradients.
+    With ``chunk`` < rows the rows go ``chunk`` at a time and only each row's log-sum-exp is
+    kept; backward rebuilds each block of logits (memory bounded by ``chunk`` x 2M; one extra
+    matrix product).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, anchors: Tensor, candidates: Tensor, self_cols: Tensor, pos_cols: Tensor,
+                inv_tau: float, chunk: int) -> tuple[Tensor, Tensor]:
+        rows = anchors.shape[0]
+        loss_sum, correct = anchors.new_zeros(()), torch.zeros((), dtype=torch.long, device=anchors.device)
+        log_sum_exp = anchors.new_empty(rows)  # per row; lets backward rebuild softmax from the logits
+        whole = None
+        for start in range(0, rows, chunk):
+            part = slice(start, start + chunk)
+            logits = _masked_logits(anchors[part], candidates, self_cols[part], inv_tau)
+            positions = pos_cols[part].unsqueeze(1)
+            correct += (logits.argmax(dim=1, keepdim=True) == positions).sum()
+            log_p = torch.log_softmax(logits, dim=1)
+            log_p_pos = log_p.gather(1, positions)
+            loss_sum -= log_p_pos.sum()
+            # log-sum-exp = logit - log-probability at any column; the positive's is finite.
+            torch.sub(logits.gather(1, positions), log_p_pos, out=log_sum_exp[part].unsqueeze(1))
+            whole = log_p if chunk >= rows else None
+            del logits, log_p
+        ctx.mark_non_differentiable(correct)
+        ctx.save_for_backward(anchors, candidates, self_cols, pos_cols, log_sum_exp)
+        # Kept off save_for_backward: backward turns it into the softmax in place, once.
+        ctx.whole_log_p, ctx.inv_tau, ctx.chunk = whole, inv_tau, chunk
+        return loss_sum, correct
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_loss: Tensor, _grad_correct: Tensor | None) -> tuple[Tensor | None, ...]:
+        anchors, candidates, self_cols, pos_cols, log_sum_exp = ctx.saved_tensors
+        rows, chunk, inv_tau = anchors.shape[0], ctx.chunk, ctx.inv_tau
+        whole, ctx.whole_log_p = ctx.whole_log_p, None
+        scale = grad_loss * inv_tau  # d(logits)/d(a.c) = 1/tau
+        grad_anchors = torch.empty_like(anchors)
+        grad_candidates = torch.zeros_like(candidates)
+        for start in range(0, rows, chunk):
+            part = slice(start, start + chunk)
+            if chunk >= rows:  # a second backward (retain_graph) redoes forward's log-softmax, bit for bit
+                log_p = whole if whole is not None else torch.log_softmax(
+                    _masked_logits(anchors, candidates, self_cols, inv_tau), dim=1)
+                probs = log_p.exp_()
+            else:
+                probs = _masked_logits(anchors[part], candidates, self_cols[part], inv_tau)
+                probs.sub_(log_sum_exp[part].unsqueeze(1)).exp_()
+            # d(summed loss)/d(logits) = softmax - one-hot(positive); -inf columns give exactly 0.
+            probs.scatter_add_(1, pos_cols[part].unsqueeze(1), probs.new_full((probs.shape[0], 1), -1.0))
+            torch.mm(probs, candidates, out=grad_anchors[part])
+            grad_candidates.addmm_(probs.T, anchors[part])
+            del probs
+        return grad_anchors.mul_(scale), grad_candidates.mul_(scale), None, None, None, None
 
 
 # Maps this process's (n, k) rows to the global (M, k) batch and the index of local row 0;
