@@ -117,6 +117,7 @@ class EvalConfig:
     from_head_layer: int = 0  # 1: keep the projection head's first layer (SimCLR v2)
     supervised_lr: float = 0.1  # from scratch: the standard ResNet recipe, base LR scaled by batch/256
     supervised_weight_decay: float = 1e-4
+    seed: int | None = None  # label subsets, classifier initialisation, order and views; None: train.seed
 
 
 @dataclass

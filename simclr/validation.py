@@ -76,6 +76,7 @@ def _eval(config: Config) -> None:
     eval_protocols(ev.protocols)
     eval_label_fractions(ev.label_fractions)
     _require(ev.knn_k >= 1, f"eval.knn_k must be >= 1, got {ev.knn_k}")
+    _require(ev.seed is None or 0 <= ev.seed < 2**32, f"eval.seed must be in [0, 2**32), got {ev.seed}")
     _require(ev.knn_temperature > 0, f"eval.knn_temperature must be > 0, got {ev.knn_temperature}")
     _require(ev.batch_size >= 1, f"eval.batch_size must be >= 1, got {ev.batch_size}")
     _require(ev.linear_solver in LINEAR_SOLVERS, f"eval.linear_solver must be one of {', '.join(LINEAR_SOLVERS)}, got '{ev.linear_solver}'")

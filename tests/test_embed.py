@@ -103,6 +103,6 @@ def test_unlabeled_folder_gives_pretraining_rows_with_label_minus_one(run, tmp_p
 
 def test_bad_output_name_is_refused_before_any_work(run, tmp_path, capsys):
     assert main(["embed", str(run), "--out", str(tmp_path / "features.txt")]) == 2
-    assert capsys.readouterr().err.strip() == "error: --out must end in .npy or .safetensors, got 'features.txt'"
+    assert capsys.readouterr().err.strip() == "error: --output must end in .npy or .safetensors, got 'features.txt'"
     assert main(["embed", str(run), "--out", str(tmp_path / "f.npy"), "--batch-size", "0"]) == 2
     assert "--batch-size must be >= 1" in capsys.readouterr().err

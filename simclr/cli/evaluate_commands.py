@@ -1,4 +1,4 @@
-"""``simclr evaluate``, ``simclr finetune``, ``simclr supervised``, and ``--solver`` for ``linear-eval``.
+"""``simclr evaluate``, ``simclr finetune``, ``simclr supervised``, and the options and handlers of ``linear-eval`` and ``knn``.
 
 Options name config keys (``eval.*`` mostly), so a bad value gets the config's own one-line
 message and the run's saved ``config.yaml`` supplies every default an option does not set.
@@ -11,11 +11,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from simclr.cli.choices import arch_help, preset_help
 from simclr.cli.options import print_json_last
 from simclr.errors import SimCLRError
 
 Option = tuple[tuple[str, ...], str, str]
 _PROTOCOLS: Option = (("--protocols",), "eval.protocols", "comma-separated: linear, knn, finetune, supervised (default: all)")
+# Every command that trains or samples takes --seed; on a run's encoder it seeds evaluation only (the data split stays the run's).
+_SEED: Option = (("--seed",), "eval.seed", "seed of label subsets, classifier initialisation, order and views (default: the run's train.seed)")
 _LABEL_FRACTIONS: Option = (("--label-fractions", "--label-fraction"), "eval.label_fractions", "comma-separated fractions of the training labels in (0, 1], e.g. 0.01,0.1,1.0")
 _TRAINING: list[Option] = [
     (("--epochs",), "eval.finetune_epochs", "epochs of fine-tuning and of the supervised baseline (default: 60 at <= 1%% labels, 30 above)"),
@@ -36,7 +39,7 @@ _SUPERVISED: list[Option] = [
     (("--data-root",), "data.root", "where torchvision datasets are stored"),
     (("--valid-size",), "data.valid_size", "test fraction for PATH/<class>/ folders"),
     (("--image-size",), "data.image_size", "input side in pixels (default: the dataset's)"),
-    (("--arch",), "model.arch", "resnet18 | resnet34 | resnet50 | resnet101 | resnet152"),
+    (("--arch",), "model.arch", arch_help()),
     (("--width",), "model.width", "channel-width multiplier"),
     (("--seed",), "train.seed", "seed of the label subset, initialisation, order and augmentations"),
     (("--device",), "train.device", "auto | cpu | cuda | cuda:N | mps"),
@@ -76,7 +79,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "writes results.md (a table) and results.json. No protocol looks at the test split to choose anything."))
     _run_options(evaluate)
     evaluate.add_argument("--output", type=Path, help="folder for results.md / results.json (default: RUN)")
-    evaluate_options = [_PROTOCOLS, _LABEL_FRACTIONS, *_FINETUNE, *_TRAINING, *_LINEAR]
+    evaluate_options = [_PROTOCOLS, _LABEL_FRACTIONS, *_FINETUNE, *_TRAINING, *_LINEAR, _SEED]
     _add(evaluate, evaluate_options)
     evaluate.set_defaults(handler=lambda args: _run_evaluate(args, evaluate_options))
 
@@ -84,24 +87,25 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "The whole network from the pretrained encoder (optionally from the first projection-head layer) on a "
         "class-balanced, seeded fraction of the labels; top-1/top-5 on the test split after the last epoch."))
     _run_options(finetune)
-    finetune_options = [_LABEL_FRACTIONS, *_FINETUNE, (("--weight-decay",), "eval.finetune_weight_decay", "weight decay (default 0, as the paper)"), *_TRAINING]
+    finetune_options = [_LABEL_FRACTIONS, *_FINETUNE, (("--weight-decay",), "eval.finetune_weight_decay", "weight decay (default 0, as the paper)"), *_TRAINING, _SEED]
     _add(finetune, finetune_options)
     finetune.set_defaults(handler=lambda args: _run_finetune(args, finetune_options))
 
     supervised = commands.add_parser("supervised", help="train the encoder from scratch on a fraction of the labels", description=(
         "The supervised baseline: the same architecture, freshly initialised, trained with crop+flip on a "
         "class-balanced, seeded fraction of the labels for the fine-tuning budget."))
-    supervised.add_argument("--preset", help="YAML preset name or path (data, model and crop settings)")
+    supervised.add_argument("--preset", help=f"{preset_help()}: data, model and crop settings")
     supervised.add_argument("--output", type=Path, help="also write results.md / results.json into this folder")
     supervised.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line of stdout")
     supervised_options = [*_SUPERVISED, _LABEL_FRACTIONS, *_TRAINING]
     _add(supervised, supervised_options)
     supervised.set_defaults(handler=lambda args: _run_supervised(args, supervised_options))
 
-    linear = commands.choices.get("linear-eval")
-    if linear is not None:  # the frozen-encoder command gains the solver choice; its output is unchanged
-        _add(linear, _LINEAR)
-        linear.set_defaults(handler=lambda args: _run_linear_eval(args, _LINEAR))
+    # The frozen-encoder commands (their parsers made in main.py) gain their options and handlers here.
+    _add(commands.choices["linear-eval"], [*_LINEAR, _SEED])
+    commands.choices["linear-eval"].set_defaults(handler=lambda args: _run_frozen(args, "linear", [*_LINEAR, _SEED]))
+    _add(commands.choices["knn"], [_SEED])
+    commands.choices["knn"].set_defaults(handler=lambda args: _run_frozen(args, "knn", [_SEED]))
 
 
 def _finish(args: argparse.Namespace, rows: list, summary: dict[str, Any], output: Path | None) -> int:
@@ -153,12 +157,27 @@ def _run_supervised(args: argparse.Namespace, options: list[Option]) -> int:
     return _finish(args, rows, summary, args.output)
 
 
-def _run_linear_eval(args: argparse.Namespace, options: list[Option]) -> int:
+def _knn_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if args.k is not None:
+        if args.k < 1:
+            raise SimCLRError(f"--k must be >= 1, got {args.k}")
+        overrides["eval.knn_k"] = args.k
+    if args.temperature is not None:
+        if args.temperature <= 0:
+            raise SimCLRError(f"--temperature must be > 0, got {args.temperature}")
+        overrides["eval.knn_temperature"] = args.temperature
+    return overrides
+
+
+def _run_frozen(args: argparse.Namespace, protocol: str, options: list[Option]) -> int:
+    """``linear-eval`` / ``knn``: one protocol on the frozen encoder, one summary line (and ``--json``)."""
     from simclr.evaluate.run import evaluate_run
 
-    result = evaluate_run(args.run, ("linear",), args.data, args.random_init, args.checkpoint, args.device, _overrides(args, options))
-    scores = result["linear"]
-    print(f"linear on {result['data']} ({result['encoder']}): top-1 {scores['top1']:.4f}, top-5 {scores['top5']:.4f}")
+    overrides = {**(_knn_overrides(args) if protocol == "knn" else {}), **_overrides(args, options)}
+    result = evaluate_run(args.run, (protocol,), args.data, args.random_init, args.checkpoint, args.device, overrides)
+    scores = result[protocol]
+    print(f"{protocol} on {result['data']} ({result['encoder']}): top-1 {scores['top1']:.4f}, top-5 {scores['top5']:.4f}")
     if args.json:
-        print_json_last({**scores, "protocol": "linear", "encoder": result["encoder"], "data": result["data"]})
+        print_json_last({**scores, "protocol": protocol, "encoder": result["encoder"], "data": result["data"]})
     return 0

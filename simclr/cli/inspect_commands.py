@@ -24,7 +24,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     embed = commands.add_parser("embed", help="save h of every image of a dataset (.npy or .safetensors)",
                                 description="Features h of a dataset in dataset order, with labels and file paths alongside: OUT.npy + OUT.labels.npy + OUT.csv, or OUT.safetensors (features, labels, paths in its metadata) + OUT.csv.")
     _add_run_options(embed)
-    embed.add_argument("--out", type=Path, required=True, help="features file: PATH.npy or PATH.safetensors")
+    embed.add_argument("--output", "--out", dest="out", type=Path, required=True, help="features file: PATH.npy or PATH.safetensors")
     embed.add_argument("--split", choices=("all", "pretrain", "train", "test"), default="all",
                        help="all (default): train then test for labelled data, else the pretraining images")
     embed.add_argument("--batch-size", type=int, help="images per forward pass (default: the run's eval.batch_size)")
@@ -34,8 +34,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                                  description="The encoder with its input normalisation: float RGB images in [0,1] of the run's image size S, [B,3,S,S] -> h [B,D]. Loads without this package (TorchScript: torch.jit.load; ONNX: onnxruntime; safetensors: torchvision ResNet names plus metadata).")
     export.add_argument("run", type=Path, help="run folder written by 'simclr pretrain'")
     export.add_argument("--format", choices=_EXPORT_FORMATS, default="safetensors", help="safetensors (default) | onnx | torchscript")
-    export.add_argument("--out", type=Path, help="output file (default: RUN/export/encoder.<format extension>)")
+    export.add_argument("--output", "--out", dest="out", type=Path, help="output file (default: RUN/export/encoder.<format extension>)")
     export.add_argument("--checkpoint", type=Path, help="a checkpoint file instead of the run's newest good one")
+    export.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line of stdout")
     export.set_defaults(handler=_run_export)
 
 
@@ -73,7 +74,7 @@ def _run_embed(args: argparse.Namespace) -> int:
 
     _at_least("--batch-size", args.batch_size, 1)
     if args.out.suffix.lower() not in SUFFIXES:  # checked before minutes of feature extraction
-        raise SimCLRError(f"--out must end in {' or '.join(SUFFIXES)}, got '{args.out.name}'")
+        raise SimCLRError(f"--output must end in {' or '.join(SUFFIXES)}, got '{args.out.name}'")
     config = load_run_config(args.run)
     c = config.data
     data = load_config_data(config, args.data)
@@ -100,6 +101,7 @@ def _run_export(args: argparse.Namespace) -> int:
     export_encoder(encoder, out, args.format)
     size = encoder.info.image_size
     print(f"{args.format} encoder ({source}): {out}  input float RGB [B,3,{size},{size}] in [0,1] -> h [B,{encoder.info.feature_dim}]")
+    difference = None
     if args.format == "onnx":
         images = torch.rand(4, 3, size, size, generator=torch.Generator().manual_seed(0))
         difference = onnx_max_difference(out, encoder, images)
@@ -109,4 +111,7 @@ def _run_export(args: argparse.Namespace) -> int:
             print(f"checked with onnxruntime: max |h_onnx - h_torch| = {difference:.2e} on 4 images")
             if difference > 1e-3:
                 raise SimCLRError(f"the ONNX export of '{args.run}' disagrees with PyTorch (max |Δh| = {difference:.2e})")
+    if args.json:
+        print_json_last({"format": args.format, "file": str(out), "encoder": source, "arch": encoder.info.arch, "image_size": size,
+                         "feature_dim": encoder.info.feature_dim, "onnx_max_difference": difference})
     return 0

@@ -1,4 +1,4 @@
-"""``simclr`` command line: pretrain, linear-eval, knn and demo here; evaluate, finetune, supervised, report, embed, export and bench in the modules of COMMAND_MODULES."""
+"""``simclr`` command line: pretrain, linear-eval, knn and demo here; evaluate, finetune, supervised, report, embed, export and bench (and the handlers of linear-eval and knn) in the modules of COMMAND_MODULES."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from simclr.cli.options import (
     Parser,
     add_pretrain_options,
     config_from_args,
-    print_json_last,
     resume_base,
 )
 from simclr.errors import SimCLRError
@@ -81,27 +80,6 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_eval(args: argparse.Namespace, protocol: str) -> int:
-    from simclr.evaluate.run import evaluate_run
-
-    overrides = {}
-    if protocol == "knn":
-        if args.k is not None:
-            if args.k < 1:
-                raise SimCLRError(f"--k must be >= 1, got {args.k}")
-            overrides["knn_k"] = args.k
-        if args.temperature is not None:
-            if args.temperature <= 0:
-                raise SimCLRError(f"--temperature must be > 0, got {args.temperature}")
-            overrides["knn_temperature"] = args.temperature
-    result = evaluate_run(args.run, (protocol,), args.data, args.random_init, args.checkpoint, args.device, overrides)
-    scores = result[protocol]
-    print(f"{protocol} on {result['data']} ({result['encoder']}): top-1 {scores['top1']:.4f}, top-5 {scores['top5']:.4f}")
-    if args.json:
-        print_json_last({**scores, "protocol": protocol, "encoder": result["encoder"], "data": result["data"]})
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     args = build_parser().parse_args(argv)
@@ -110,8 +88,6 @@ def main(argv: list[str] | None = None) -> int:
             return args.handler(args)
         if args.command == "pretrain":
             return _run_pretrain(args)
-        if args.command in ("linear-eval", "knn"):
-            return _run_eval(args, "linear" if args.command == "linear-eval" else "knn")
         from simclr.cli.demo import run_demo
 
         return run_demo(args)

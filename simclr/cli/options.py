@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from simclr.cli.choices import arch_help, head_help, optimizer_help, preset_help
 from simclr.config import Config, load_preset, set_value
 from simclr.errors import SimCLRError
 
@@ -31,13 +32,13 @@ PRETRAIN_OPTIONS: list[tuple[tuple[str, ...], str, str]] = [
     (("--wandb",), "train.wandb_project", "also log metrics to this Weights & Biases project (needs the wandb package)"),
     (("--lr",), "optim.lr", "base learning rate before scaling"),
     (("--lr-scaling",), "optim.lr_scaling", "linear (lr·B/256) | sqrt (lr·√B) | none"),
-    (("--optimizer",), "optim.optimizer", "lars | sgd | adam | adamw"),
+    (("--optimizer",), "optim.optimizer", optimizer_help()),
     (("--weight-decay",), "optim.weight_decay", "weight decay λ"),
     (("--warmup-epochs",), "optim.warmup_epochs", "linear warm-up length in epochs"),
     (("--grad-clip",), "optim.grad_clip", "max gradient norm"),
-    (("--arch",), "model.arch", "resnet18 | resnet34 | resnet50 | resnet101 | resnet152"),
+    (("--arch",), "model.arch", arch_help()),
     (("--width",), "model.width", "channel-width multiplier"),
-    (("--head",), "model.head", "mlp | linear | none"),
+    (("--head",), "model.head", head_help()),
     (("--proj-layers",), "model.proj_layers", "layers of the MLP head (2: SimCLR v1, 3: v2)"),
     (("--out-dim", "--out_dim"), "model.out_dim", "dimension of z"),
 ]
@@ -51,7 +52,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_pretrain_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", help="YAML preset name under configs/ or a path to a .yaml file")
+    parser.add_argument("--preset", help=preset_help())
     for flags, key, help_text in PRETRAIN_OPTIONS:
         parser.add_argument(*flags, dest=key, metavar=key.split(".")[1].upper(), help=help_text)
     parser.add_argument("--download", action="store_true", dest="data.download", default=None, help="download torchvision datasets (needs internet)")

@@ -60,9 +60,14 @@ def labelled_subset(dataset: Dataset, fraction: float, seed: int) -> Subset:
     return Subset(dataset, balanced_subset(dataset_labels(dataset), fraction, seed))
 
 
+def eval_seed(config: Config) -> int:
+    """The seed of what evaluation samples (label subsets, initialisation, order, views): ``eval.seed``, else ``train.seed``."""
+    return config.train.seed if config.eval.seed is None else config.eval.seed
+
+
 def fresh_model(config: Config, data: DataSplits) -> SimCLR:
-    """The config's network, freshly initialised from the run seed (the supervised baseline's start)."""
-    torch.manual_seed(config.train.seed)
+    """The config's network, freshly initialised from the evaluation seed (the supervised baseline's start, a random encoder)."""
+    torch.manual_seed(eval_seed(config))
     return build_model(config, data.mean, data.std)
 
 
@@ -81,7 +86,7 @@ def linear_weight_decay(config: Config) -> float:
 
 def linear_row(model: SimCLR, config: Config, data: DataSplits, device: torch.device, train: Features, test: Features, encoder: str) -> ResultRow:
     """Linear evaluation on the frozen encoder; ``train`` / ``test`` are its cached features."""
-    ev, seed, started = config.eval, config.train.seed, time.perf_counter()
+    ev, seed, started = config.eval, eval_seed(config), time.perf_counter()
     decay = linear_weight_decay(config)
     views = ev.linear_views if ev.linear_views != "auto" else ("cached" if device.type == "cpu" else "augmented")
     details: dict = {"solver": ev.linear_solver, "weight_decay": decay}
@@ -114,7 +119,7 @@ def knn_row(model: SimCLR, config: Config, data: DataSplits, train: Features, te
 
 def _train_end_to_end(protocol: str, start: SimCLR, encoder: str, config: Config, data: DataSplits, fraction: float,
                       device: torch.device, from_head_layer: int, base_lr: float, weight_decay: float) -> ResultRow:
-    ev, seed, workers, started = config.eval, config.train.seed, config.data.workers or 0, time.perf_counter()
+    ev, seed, workers, started = config.eval, eval_seed(config), config.data.workers or 0, time.perf_counter()
     subset = labelled_subset(data.train, fraction, seed)
     epochs = finetune_epochs(fraction, ev.finetune_epochs)
     torch.manual_seed(seed)  # the new linear layer's initialisation

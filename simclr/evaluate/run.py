@@ -13,7 +13,7 @@ from simclr.config import Config, set_value
 from simclr.data import DataSplits
 from simclr.errors import SimCLRError
 from simclr.evaluate.features import extract_features
-from simclr.evaluate.protocols import finetune_row, knn_row, linear_row, supervised_row
+from simclr.evaluate.protocols import eval_seed, finetune_row, fresh_model, knn_row, linear_row, supervised_row
 from simclr.evaluate.results import ResultRow
 from simclr.models import SimCLR
 from simclr.runs import load_config_data, load_run_config, load_run_model, resolve_device
@@ -47,7 +47,7 @@ def describe(config: Config, data: DataSplits, device: torch.device) -> dict[str
         "data": f"{data.name} ({len(data.train)} train / {len(data.test)} test images, {data.num_classes} classes)",  # type: ignore[arg-type]
         "model": f"{m.arch}, width {m.width:g}, {stem}, image {config.data.image_size} px",
         "device": str(device),
-        "seed": config.train.seed,
+        "seed": eval_seed(config),
     }
 
 
@@ -96,7 +96,8 @@ def evaluate_run(
     started = time.perf_counter()
     config = apply_overrides(load_run_config(run_dir), overrides)
     data = labelled_data(config, data_name)
-    model, source = load_run_model(config, run_dir, data, checkpoint, random_init)
+    # A random encoder is drawn from the evaluation seed, like every other choice evaluation makes.
+    model, source = (fresh_model(config, data), "random init") if random_init else load_run_model(config, run_dir, data, checkpoint)
     torch_device = resolve_device(device or config.train.device)
     protocols = eval_protocols(config.eval.protocols) if protocols is None else protocols
     fractions = eval_label_fractions(config.eval.label_fractions) if {"finetune", "supervised"} & set(protocols) else ()

@@ -74,7 +74,7 @@ def save_embeddings(embeddings: Embeddings, out: Path, metadata: dict[str, str] 
     Returns the files written."""
     suffix = out.suffix.lower()
     if suffix not in SUFFIXES:
-        raise SimCLRError(f"--out must end in {' or '.join(SUFFIXES)}, got '{out.name}'")
+        raise SimCLRError(f"--output must end in {' or '.join(SUFFIXES)}, got '{out.name}'")
     out.parent.mkdir(parents=True, exist_ok=True)
     stem = out.with_suffix("")
     written = [out]
