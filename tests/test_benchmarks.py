@@ -23,15 +23,21 @@ def test_bench_prints_json_lines_and_merges_results(tmp_path):
                "--results-dir", str(tmp_path)]
     out = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True).stdout
     rows = [json.loads(line) for line in out.strip().splitlines()]
-    assert {row["benchmark"] for row in rows} == {"augment", "loss", "pretrain"}
+    assert {row["benchmark"] for row in rows} == {"augment", "loss", "pretrain", "step_breakdown"}
     pretrain = next(row for row in rows if row["benchmark"] == "pretrain")
     assert pretrain["bare_images_per_s"] > 0 and pretrain["end_to_end_images_per_s"] > 0
     assert abs(pretrain["ratio"] - pretrain["end_to_end_images_per_s"] / pretrain["bare_images_per_s"]) < 0.01
     augment = next(row for row in rows if row["benchmark"] == "augment")
     assert abs(augment["ratio"] - augment["batched_images_per_s"] / augment["torchvision_images_per_s"]) < 0.05
-    assert {row["chunk_rows"] for row in rows if row["benchmark"] == "loss"} == {None, 16}
+    losses = [row for row in rows if row["benchmark"] == "loss"]
+    assert {row["chunk_rows"] for row in losses} == {None, 16}
+    assert all(row["ms_forward_backward"] > 0 and row["plain_ms"] > 0 for row in losses)
+    assert all(row["ratio"] == pytest.approx(row["ms_forward_backward"] / row["plain_ms"], rel=0.02) for row in losses)
+    breakdown = next(row for row in rows if row["benchmark"] == "step_breakdown")
+    assert breakdown["arch"] == pretrain["arch"] and breakdown["forward_backward_ms"] > 0
     text = (tmp_path / "RESULTS.md").read_text()
     assert "Some GPU" in text and "resnet18 x0.125" in text  # the other machine's row is kept
+    assert "## Where a pretraining step's time goes" in text and "plain_ms" in text
     # Running again replaces this machine's rows instead of appending duplicates.
     subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
     stored = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]

@@ -81,17 +81,23 @@ def end_to_end(config: Config, data: DataSplits, device: torch.device, amp_dtype
     return steps * t.batch_size / (time.perf_counter() - started)
 
 
-def bench_pretrain(arch: str, width: float, image_size: int, batch_size: int, device: str, precision: str = "fp32",
-                   pipeline: str = "auto", workers: int = 0, steps: int = 8, warmup: int = 2,
-                   channels_last: bool = False, compile_model: bool = False) -> dict[str, object]:
-    """One row: bare encoder and end-to-end images/s (and their ratio) for one configuration."""
-    target = torch.device(device)
+def bench_config(arch: str, width: float, image_size: int, batch_size: int, pipeline: str = "auto", workers: int = 0,
+                 channels_last: bool = False, compile_model: bool = False) -> Config:
+    """The resolved pretraining config a benchmark row runs (defaults elsewhere, as ``simclr pretrain`` has them)."""
     config = Config()
     config.model.arch, config.model.width = arch, width
     config.data.image_size, config.data.workers = image_size, workers
     config.train.batch_size, config.train.channels_last, config.train.compile = batch_size, channels_last, compile_model
     config.augment.pipeline = pipeline
-    config = resolve_config(config, image_size)
+    return resolve_config(config, image_size)
+
+
+def bench_pretrain(arch: str, width: float, image_size: int, batch_size: int, device: str, precision: str = "fp32",
+                   pipeline: str = "auto", workers: int = 0, steps: int = 8, warmup: int = 2,
+                   channels_last: bool = False, compile_model: bool = False) -> dict[str, object]:
+    """One row: bare encoder and end-to-end images/s (and their ratio) for one configuration."""
+    target = torch.device(device)
+    config = bench_config(arch, width, image_size, batch_size, pipeline, workers, channels_last, compile_model)
     amp_dtype = resolve_precision(precision, target)
     torch.manual_seed(0)
     model = build_model(config, (0.5,) * 3, (0.25,) * 3).to(target)
@@ -108,16 +114,23 @@ def bench_pretrain(arch: str, width: float, image_size: int, batch_size: int, de
     return {
         "benchmark": "pretrain",
         "device": device_name(target),
-        "arch": arch if width == 1 else f"{arch} x{width}",
+        "arch": arch_label(arch, width),
         "image_size": image_size,
         "batch_size": batch_size,
         "precision": precision,
         "pipeline": resolve_pipeline(pipeline),
         "threads": torch.get_num_threads(),
         "workers": workers,
+        "channels_last": channels_last,
+        "compile": compile_model,
         "bare_images_per_s": round(bare, 1),
         "end_to_end_images_per_s": round(full, 1),
         "ratio": round(full / bare, 3),
         "peak_memory_gib": _peak_memory_gib(target),
         "torch": torch.__version__,
     }
+
+
+def arch_label(arch: str, width: float) -> str:
+    """``resnet18`` or ``resnet18 x0.25``: the architecture as the result tables name it."""
+    return arch if width == 1 else f"{arch} x{width}"

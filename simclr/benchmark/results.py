@@ -16,7 +16,10 @@ import torch
 _KEYS = {
     "augment": ("device", "image_size", "source_size", "batch_size", "threads"),
     "loss": ("device", "batch_size", "dim", "chunk_rows"),
-    "pretrain": ("device", "arch", "image_size", "batch_size", "precision", "pipeline", "threads", "workers"),
+    "pretrain": ("device", "arch", "image_size", "batch_size", "precision", "pipeline", "threads", "workers",
+                 "channels_last", "compile"),
+    "step_breakdown": ("device", "arch", "image_size", "batch_size", "precision", "pipeline", "threads", "workers",
+                       "channels_last", "compile"),
     "folder": ("device", "arch", "image_size", "source_sizes", "batch_size", "precision", "pipeline", "threads", "workers"),
     "folder_demo": ("device", "preset", "batch_size", "threads", "workers"),
 }
@@ -25,11 +28,18 @@ _TABLES = {
     "augment": ("Two-view augmentation, images/s (batched vs torchvision v2 per image, same ops and sizes)",
                 ["device", "image_size", "source_size", "batch_size", "threads", "batched_images_per_s",
                  "torchvision_images_per_s", "per_image_images_per_s", "ratio"]),
-    "loss": ("NT-Xent forward+backward (N pairs, 128-d, fp32)",
-             ["device", "batch_size", "chunk_rows", "ms_forward_backward", "logits_matrix_gib", "peak_memory_gib"]),
+    "loss": ("NT-Xent forward+backward (N pairs, 128-d, fp32): simclr's against a plain torch version in the same process "
+             "(median ms of turns taken in alternation; ratio = simclr / plain)",
+             ["device", "batch_size", "chunk_rows", "threads", "ms_forward_backward", "plain_ms", "ratio", "logits_matrix_gib",
+              "peak_memory_gib", "plain_peak_memory_gib"]),
     "pretrain": ("Pretraining images/s against the bare encoder's forward+backward on the same two-view batch",
                  ["device", "arch", "image_size", "batch_size", "precision", "pipeline", "threads", "workers",
-                  "bare_images_per_s", "end_to_end_images_per_s", "ratio", "peak_memory_gib"]),
+                  "channels_last", "compile", "bare_images_per_s", "end_to_end_images_per_s", "ratio", "peak_memory_gib"]),
+    "step_breakdown": ("Where a pretraining step's time goes, % of the step (wall clock per part, the device synchronised "
+                       "around each part; train_step_ms: the same steps unsplit)",
+                       ["device", "arch", "image_size", "batch_size", "precision", "workers", "channels_last", "compile",
+                        "step_ms", "data_wait_pct", "augment_pct", "forward_backward_pct", "loss_pct", "optimizer_pct",
+                        "logging_pct", "train_step_ms"]),
     "folder": ("Pretraining on a folder of JPEG photos, images/s: simclr against a standard loader (DataLoader, PIL, "
                "torchvision v2 per image) feeding the same network, NT-Xent and LARS",
                ["device", "arch", "image_size", "source_sizes", "images", "batch_size", "steps", "precision", "pipeline", "ran_as",
@@ -40,8 +50,11 @@ _TABLES = {
 }
 
 
+_UNSET = {"channels_last": False, "compile": False}  # what rows written before these keys existed ran with
+
+
 def _identity(row: dict[str, Any]) -> tuple:
-    return (row["benchmark"], *(row.get(key) for key in _KEYS[row["benchmark"]]))
+    return (row["benchmark"], *(row.get(key, _UNSET.get(key)) for key in _KEYS[row["benchmark"]]))
 
 
 def record(rows: list[dict[str, Any]], directory: Path) -> Path:
