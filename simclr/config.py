@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,12 +39,12 @@ class DataConfig:
 
 @dataclass
 class AugmentConfig:
-    crop_scale: tuple[float, float] = (0.08, 1.0)
+    crop_scale: tuple[float, float] | None = None  # None: the recipe's ((0.2, 1) at <= 32 px, else the paper's (0.08, 1))
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    flip_p: float = 0.5
+    flip_p: float | None = None  # None: the recipe's (0.5 unless mirrored images are foreign to the data)
     color_strength: float = 1.0  # s in the paper's colour distortion
     color_p: float = 0.8
-    gray_p: float = 0.2
+    gray_p: float | None = None  # None: the recipe's (0.2; 0 for grayscale data)
     blur_p: float | None = None  # None: 0.5 above 32 px, off at or below (as the paper does for CIFAR)
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     solarize_p: float = 0.0
@@ -52,8 +53,8 @@ class AugmentConfig:
 
 @dataclass
 class ModelConfig:
-    arch: str = "resnet50"
-    width: float = 1.0  # channel-width multiplier
+    arch: str | None = None  # None: the recipe's (see simclr.recipe)
+    width: float | None = None  # channel-width multiplier; None: the recipe's
     cifar_stem: bool | None = None  # None: CIFAR stem for images <= 64 px
     head: str = "mlp"  # mlp | linear | none
     proj_layers: int = 2  # 2 as in SimCLR v1, 3 as in v2
@@ -65,20 +66,22 @@ class ModelConfig:
 class OptimConfig:
     optimizer: str = "lars"  # lars | sgd | adam | adamw
     lr: float | None = None  # base LR before scaling; None: 0.3 (linear) / 0.075 (sqrt) for LARS/SGD
-    lr_scaling: str = "linear"  # linear: lr*B/256 | sqrt: lr*sqrt(B) | none
+    lr_scaling: str = "auto"  # linear: lr*B/256 | sqrt: lr*sqrt(B) | none | auto: the recipe's
     weight_decay: float = 1e-6
     momentum: float = 0.9
-    warmup_epochs: float = 10.0
+    warmup_epochs: float | None = None  # None: 10 % of the schedule, at most 10 epochs
     grad_clip: float | None = None  # max global grad norm; None: off
 
 
 @dataclass
 class TrainConfig:
     output: str = "runs/simclr"
-    epochs: int = 100
+    epochs: int | None = None  # None: set by time_budget, else the recipe's
+    time_budget: str | None = None  # wall time for the whole run ("90s", "5m", "2h"): sets the schedule's length
+    total_steps: int | None = None  # the schedule's length in steps when a time budget set it (else epochs x steps/epoch)
     max_steps: int | None = None  # stop early after this many steps (the schedule still spans epochs)
-    batch_size: int = 256
-    temperature: float = 0.5
+    batch_size: int | None = None  # None: the recipe's
+    temperature: float | None = None  # None: the recipe's
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     channels_last: bool = False
     seed: int = 0
@@ -258,6 +261,21 @@ def config_from_dict(mapping: dict[str, Any], source: str = "saved config") -> C
     config = Config()
     apply_mapping(config, upgrade_saved(mapping, source), source)
     return config
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([hms]?)")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``"90"``, ``"90s"``, ``"5m"``, ``"2h"`` or ``"1h30m"``; ``SimCLRError`` otherwise."""
+    spaced = str(text).strip().lower().replace(" ", "")
+    parts = _DURATION.findall(spaced)
+    if not spaced or "".join(number + unit for number, unit in parts) != spaced or (len(parts) > 1 and not all(u for _, u in parts)):
+        raise SimCLRError(f"train.time_budget must be a duration such as 90s, 5m, 2h or 1h30m, got '{text}'")
+    seconds = sum(float(number) * {"h": 3600, "m": 60, "s": 1, "": 1}[unit] for number, unit in parts)
+    if seconds <= 0:
+        raise SimCLRError(f"train.time_budget must be longer than 0 s, got '{text}'")
+    return seconds
 
 
 def save_config(config: Config, path: Path) -> None:

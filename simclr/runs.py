@@ -14,12 +14,14 @@ from pathlib import Path
 import torch
 
 from simclr import checkpoint as ckpt
+from simclr import recipe
 from simclr.augment import TwoViewTransform, ViewTransform
 from simclr.config import Config, config_from_dict, load_yaml
 from simclr.data import DataSplits, load_data
 from simclr.errors import SimCLRError
 from simclr.models import SimCLR, build_simclr, use_cifar_stem
 from simclr.optim import default_base_lr, scaled_lr
+from simclr.recipe import Choice, DataFacts
 
 
 def load_config_data(config: Config, name: str | None = None) -> DataSplits:
@@ -34,11 +36,28 @@ def default_workers(processes_per_machine: int = 1) -> int:
     return max(0, min(8, (cores - processes_per_machine) // processes_per_machine))
 
 
-def resolve_config(config: Config, native_image_size: int, processes_per_machine: int = 1) -> Config:
-    """A copy with every automatic value filled in, so the saved config says what actually ran."""
+def resolve_config(
+    config: Config, data: DataFacts | int, processes_per_machine: int = 1, accelerator: bool = False
+) -> Config:
+    """A copy with every automatic value filled in (``resolve_with_recipe`` without its reasons)."""
+    return resolve_with_recipe(config, data, processes_per_machine, accelerator)[0]
+
+
+def resolve_with_recipe(
+    config: Config, data: DataFacts | int, processes_per_machine: int = 1, accelerator: bool = False
+) -> tuple[Config, list[Choice]]:
+    """A copy with every automatic value filled in, so the saved config says what actually ran, and the recipe's choices.
+
+    ``data``: the pretraining data's ``DataFacts``, or only its native image side. The
+    schedule's length stays open under ``train.time_budget`` (``simclr.train.budget`` sets it).
+    """
+    facts = data if isinstance(data, DataFacts) else DataFacts(None, data)
     resolved = copy.deepcopy(config)
     if resolved.data.image_size is None:
-        resolved.data.image_size = native_image_size
+        resolved.data.image_size = facts.image_size
+    facts = dataclasses.replace(facts, image_size=resolved.data.image_size)
+    choices = recipe.choose(resolved, facts, accelerator)
+    recipe.apply_choices(resolved, choices)
     if resolved.data.workers is None:
         resolved.data.workers = default_workers(processes_per_machine)
     size = resolved.data.image_size
@@ -47,7 +66,12 @@ def resolve_config(config: Config, native_image_size: int, processes_per_machine
         resolved.augment.blur_p = 0.5 if size > 32 else 0.0
     if resolved.optim.lr is None:
         resolved.optim.lr = default_base_lr(resolved.optim.optimizer, resolved.optim.lr_scaling)
-    return resolved
+    if resolved.train.epochs is not None and resolved.train.time_budget is None:
+        warmup = recipe.warmup_choice(resolved, resolved.train.epochs)
+        if warmup:
+            recipe.apply_choices(resolved, [warmup])
+            choices.append(warmup)
+    return resolved, choices
 
 
 def peak_lr(config: Config) -> float:

@@ -6,7 +6,7 @@ import dataclasses
 import importlib
 import math
 
-from simclr.config import Config
+from simclr.config import Config, parse_duration
 from simclr.errors import SimCLRError
 from simclr.evaluate.linear_sgd import LINEAR_SOLVERS, LINEAR_VIEWS
 from simclr.evaluate.results import PROTOCOLS
@@ -104,7 +104,8 @@ def validate(config: Config) -> None:
     _require(data.workers is None or data.workers >= 0, f"data.workers must be >= 0, got {data.workers}")
     _require(data.decode in ("cpu", "device"), f"data.decode must be cpu or device, got '{data.decode}'")
 
-    _fraction_range("augment.crop_scale", aug.crop_scale)
+    if aug.crop_scale is not None:
+        _fraction_range("augment.crop_scale", aug.crop_scale)
     _require(0 < aug.crop_ratio[0] <= aug.crop_ratio[1], f"augment.crop_ratio must satisfy 0 < lo <= hi, got {tuple(aug.crop_ratio)}")
     for name in ("flip_p", "color_p", "gray_p", "blur_p", "solarize_p"):
         _probability(f"augment.{name}", getattr(aug, name))
@@ -112,8 +113,8 @@ def validate(config: Config) -> None:
     _require(0 < aug.blur_sigma[0] <= aug.blur_sigma[1], f"augment.blur_sigma must satisfy 0 < lo <= hi, got {tuple(aug.blur_sigma)}")
     _require(aug.pipeline in AUGMENT_PIPELINES, f"augment.pipeline must be one of {', '.join(AUGMENT_PIPELINES)}, got '{aug.pipeline}'")
 
-    _require(model.arch in ARCHITECTURES, f"unknown architecture '{model.arch}'; choose one of {', '.join(ARCHITECTURES)}")
-    _require(model.width > 0, f"model.width must be > 0, got {model.width}")
+    _require(model.arch is None or model.arch in ARCHITECTURES, f"unknown architecture '{model.arch}'; choose one of {', '.join(ARCHITECTURES)}")
+    _require(model.width is None or model.width > 0, f"model.width must be > 0, got {model.width}")
     _require(model.head in HEADS, f"unknown projection head '{model.head}'; choose one of {', '.join(HEADS)}")
     _require(model.proj_layers >= 1, f"model.proj_layers must be >= 1, got {model.proj_layers}")
     _require(model.out_dim >= 1, f"model.out_dim must be >= 1, got {model.out_dim}")
@@ -121,18 +122,20 @@ def validate(config: Config) -> None:
 
     _require(optim.optimizer in OPTIMIZERS, f"unknown optimizer '{optim.optimizer}'; choose one of {', '.join(OPTIMIZERS)}")
     _require(optim.lr is None or optim.lr > 0, f"optim.lr must be > 0, got {optim.lr}")
-    _require(optim.lr_scaling in LR_SCALINGS, f"optim.lr_scaling must be one of {', '.join(LR_SCALINGS)}, got '{optim.lr_scaling}'")
+    _require(optim.lr_scaling in (*LR_SCALINGS, "auto"), f"optim.lr_scaling must be one of {', '.join(LR_SCALINGS)}, got '{optim.lr_scaling}'")
     _require(optim.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {optim.weight_decay}")
     _require(0 <= optim.momentum < 1, f"optim.momentum must be in [0, 1), got {optim.momentum}")
-    _require(optim.warmup_epochs >= 0, f"optim.warmup_epochs must be >= 0, got {optim.warmup_epochs}")
+    _require(optim.warmup_epochs is None or optim.warmup_epochs >= 0, f"optim.warmup_epochs must be >= 0, got {optim.warmup_epochs}")
     _require(optim.grad_clip is None or optim.grad_clip > 0, f"optim.grad_clip must be > 0, got {optim.grad_clip}")
 
-    _require(train.epochs >= 1, f"train.epochs must be >= 1, got {train.epochs}")
-    _require(optim.warmup_epochs <= train.epochs, f"optim.warmup_epochs must be <= train.epochs ({train.epochs}), got {optim.warmup_epochs}")
+    _require(train.epochs is None or train.epochs >= 1, f"train.epochs must be >= 1, got {train.epochs}")
+    _require(train.total_steps is None or train.total_steps >= 1, f"train.total_steps must be >= 1, got {train.total_steps}")
+    if train.time_budget is not None:
+        parse_duration(train.time_budget)
     _require(0 <= train.seed < 2**32, f"train.seed must be in [0, 2**32), got {train.seed}")
     _require(train.max_steps is None or train.max_steps >= 1, f"train.max_steps must be >= 1, got {train.max_steps}")
-    _require(train.batch_size >= 2, f"train.batch_size must be >= 2 (a positive pair needs negatives), got {train.batch_size}")
-    _require(train.temperature > 0, f"train.temperature must be > 0, got {train.temperature}")
+    _require(train.batch_size is None or train.batch_size >= 2, f"train.batch_size must be >= 2 (a positive pair needs negatives), got {train.batch_size}")
+    _require(train.temperature is None or train.temperature > 0, f"train.temperature must be > 0, got {train.temperature}")
     _require(train.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}, got '{train.precision}'")
     _require(train.checkpoint_every >= 1, f"train.checkpoint_every must be >= 1, got {train.checkpoint_every}")
     _require(train.keep_checkpoints >= 1, f"train.keep_checkpoints must be >= 1, got {train.keep_checkpoints}")

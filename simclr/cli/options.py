@@ -20,7 +20,9 @@ PRETRAIN_OPTIONS: list[tuple[tuple[str, ...], str, str]] = [
     (("--image-size",), "data.image_size", "input side in pixels (default: the dataset's)"),
     (("--workers", "--num-workers", "--num_worker"), "data.workers", "data-loader processes"),
     (("--output",), "train.output", "run folder for checkpoints, metrics and plots"),
-    (("--epochs",), "train.epochs", "epochs the schedule spans"),
+    (("--epochs",), "train.epochs", "epochs the schedule spans (default: the recipe's; see --time-budget)"),
+    (("--time-budget",), "train.time_budget", "wall time for the run, e.g. 90s, 5m, 2h: the schedule is sized to end, "
+     "final checkpoint written, inside it (overrides --epochs)"),
     (("--max-steps",), "train.max_steps", "stop after this many steps"),
     (("--batch-size", "--batch_size"), "train.batch_size", "global batch size N (pairs)"),
     (("--temperature",), "train.temperature", "NT-Xent temperature τ"),

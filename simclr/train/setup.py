@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,13 +17,15 @@ from torch import nn
 from simclr import checkpoint as ckpt
 from simclr import distributed
 from simclr.augment import TwoViewTransform
-from simclr.config import Config, save_config
+from simclr.config import Config, parse_duration, save_config
 from simclr.data import DataSplits
 from simclr.errors import SimCLRError
 from simclr.optim import build_optimizer, parameter_groups, warmup_cosine_lr
 from simclr.report.grid import save_augmentation_grid
 from simclr.runs import build_augmentation, build_model, check_same_model, check_same_training, load_config_data
-from simclr.runs import peak_lr, resolve_config, resolve_precision
+from simclr.recipe import WARMUP_FRACTION, apply_choices, describe, measure_data, warmup_choice
+from simclr.runs import peak_lr, resolve_precision, resolve_with_recipe
+from simclr.train.budget import fit_schedule
 from simclr.train.loader import PretrainBatches, resolve_pipeline
 from simclr.train.metrics import MetricsLogger
 from simclr.train.step import StepSettings, TrainState, WithProbe
@@ -39,6 +43,7 @@ class Run:
     state: TrainState
     batches: PretrainBatches  # this process's (view_a, view_b, labels) of any range of steps
     logger: MetricsLogger | None  # rank 0 only
+    deadline: float | None = None  # ``time.perf_counter()`` by which a budgeted run must have saved its last checkpoint
 
     @property
     def run_dir(self) -> Path:
@@ -50,7 +55,7 @@ class Run:
 
     @property
     def total_steps(self) -> int:
-        return self.config.train.epochs * self.steps_per_epoch
+        return self.config.train.total_steps or self.config.train.epochs * self.steps_per_epoch
 
     @property
     def stop_step(self) -> int:
@@ -66,12 +71,19 @@ class Run:
         return warmup_cosine_lr(step, self.total_steps, warmup, self.lr_peak)
 
 
-def build_run(config: Config, resume: bool, process: distributed.Process) -> Run:
-    """Check the run folder, load the data, resolve the config, build (or restore) the state, open the outputs."""
+def build_run(config: Config, resume: bool, process: distributed.Process, started: float | None = None) -> Run:
+    """Check the run folder, load the data, resolve the config (recipe, time budget), build (or restore) the state, open the outputs.
+
+    ``started``: ``time.perf_counter()`` when the run began, from which ``train.time_budget`` counts.
+    """
+    started = time.perf_counter() if started is None else started
     resume = _resume_or_start(Path(config.train.output), resume)
     amp_dtype = resolve_precision(config.train.precision, process.device)  # before minutes of data loading
     data = load_config_data(config)
-    config = resolve_config(config, data.image_size, process.local_world_size)
+    facts = measure_data(data.pretrain, config.data.image_size or data.image_size, config.train.seed)
+    config, choices = resolve_with_recipe(config, facts, process.local_world_size, process.device.type != "cpu")
+    if choices and process.is_main:
+        log.info("%s", describe(choices))
     batch = config.train.batch_size
     if batch > len(data.pretrain):
         raise SimCLRError(f"train.batch_size {batch} is larger than the dataset ({len(data.pretrain)} images)")
@@ -86,7 +98,31 @@ def build_run(config: Config, resume: bool, process: distributed.Process) -> Run
     batches = PretrainBatches(data.pretrain, views, config.train.seed, batch, config.augment.pipeline, config.data.workers,
                               process.device, process.world_size, process.rank, config.data.decode)
     logger = _open_outputs(config, data, views, state.step if resume else None) if process.is_main else None
-    return Run(config, process, data, state, batches, logger)
+    run = Run(config, process, data, state, batches, logger)
+    _fix_schedule(run, started)
+    if process.is_main:
+        save_config(config, run.run_dir / "config.yaml")  # with the schedule's length and warm-up
+    return run
+
+
+def _fix_schedule(run: Run, started: float) -> None:
+    """Under a time budget, measure and set the schedule's length (once: a resumed run keeps it); then the warm-up."""
+    t = run.config.train
+    if t.time_budget is not None and t.total_steps is None:
+        budget = parse_duration(t.time_budget)
+        t.total_steps, save_seconds = fit_schedule(run, budget, started)
+        t.epochs = math.ceil(t.total_steps / run.steps_per_epoch)
+        run.deadline = started + budget - save_seconds
+    schedule_epochs = run.total_steps / run.steps_per_epoch
+    warmup = warmup_choice(run.config, schedule_epochs)
+    if warmup is not None:
+        apply_choices(run.config, [warmup])
+        log.info("recipe: %s = %s (%s)", warmup.key, warmup.value, warmup.reason)
+    elif run.config.optim.warmup_epochs > schedule_epochs:
+        shortened = round(WARMUP_FRACTION * schedule_epochs, 4)
+        log.warning("optim.warmup_epochs %g is longer than the %g-epoch schedule: shortened to %g (%.0f%% of it)",
+                    run.config.optim.warmup_epochs, schedule_epochs, shortened, 100 * WARMUP_FRACTION)
+        run.config.optim.warmup_epochs = shortened
 
 
 def build_train_state(

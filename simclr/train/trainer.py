@@ -37,11 +37,12 @@ def pretrain(config: Config, resume: bool = False) -> dict[str, Any]:
 
     Launched by ``torchrun``, every process calls this; ``train.batch_size`` is the global batch.
     """
+    started = time.perf_counter()  # train.time_budget counts from here
     validate_for_training(config)
     with distributed.session(config.train.device) as process:
         if not process.is_main:
             logging.getLogger("simclr").setLevel(logging.WARNING)
-        return _train(build_run(config, resume, process))
+        return _train(build_run(config, resume, process, started))
 
 
 def _train(run: Run) -> dict[str, Any]:
@@ -55,7 +56,7 @@ def _train(run: Run) -> dict[str, Any]:
             stats = train_step(state, batch)
             state.step += 1
             out.after_step(epoch, lr, stats)
-            stopped_by = out.stop_signal(stop)
+            stopped_by = out.stop_signal(stop) or out.out_of_time()
             if state.step % t.checkpoint_every == 0 or state.step == run.stop_step or stopped_by:
                 out.save()
             if stopped_by:
@@ -103,6 +104,15 @@ class _Outputs:
         if polled and distributed.any_rank(stop.requested, self.run.process.device):
             return stop.signal_name or "a signal to another process"
         return None
+
+    def out_of_time(self) -> str | None:
+        """``"the time budget"`` once a budgeted run must stop to save its last checkpoint in time (a safety net:
+        the schedule was sized to end before)."""
+        run = self.run
+        if run.deadline is None:
+            return None
+        late = run.state.step < run.stop_step and time.perf_counter() > run.deadline
+        return "the time budget" if distributed.any_rank(late, run.process.device) else None
 
     def flush(self) -> None:
         rows = self.pending.drain()  # a collective: every process flushes at the same steps
