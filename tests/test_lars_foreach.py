@@ -72,13 +72,13 @@ def _setups(model: Net, probe: nn.Linear) -> list[dict[str, Any]]:
     return parameter_groups(model, 1e-2, plain=probe)
 
 
-def _train(optimizer_class: type, steps: int, seed: int = 0) -> tuple[Net, nn.Linear, torch.optim.Optimizer]:
+def _train(optimizer_class: type, steps: int, seed: int = 0, device: str = "cpu") -> tuple[Net, nn.Linear, torch.optim.Optimizer]:
     torch.manual_seed(seed)
-    model, probe = Net(), nn.Linear(4, 3)
+    model, probe = Net().to(device), nn.Linear(4, 3).to(device)
     optimizer = optimizer_class(_setups(model, probe), lr=0.8, momentum=0.9, weight_decay=1e-2, eta=0.02)
     generator = torch.Generator().manual_seed(seed + 1)
     for step in range(steps):
-        x = torch.randn(4, 3, 6, 6, generator=generator)
+        x = torch.randn(4, 3, 6, 6, generator=generator).to(device)
         optimizer.zero_grad(set_to_none=True)
         out = model(x)
         (out.pow(2).mean() + probe(out.detach()).logsumexp(1).mean()).backward()
@@ -107,6 +107,15 @@ def test_foreach_lars_equals_the_per_parameter_one_for_every_kind_of_parameter(s
     start = _tensors(*_train(LARS, 0))
     assert torch.equal(new["model.unused.weight"], start["model.unused.weight"])
     assert all(not torch.equal(new[k], start[k]) for k in start if k.startswith(("model.", "probe.")) and "unused" not in k)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_foreach_lars_equals_the_per_parameter_one() -> None:
+    """On CUDA the foreach norms are fused kernels (another summation order): equal to 1e-7 still."""
+    new, old = _tensors(*_train(LARS, 6, device="cuda")), _tensors(*_train(PerParameterLARS, 6, device="cuda"))
+    for name in new:
+        assert new[name].is_cuda
+        torch.testing.assert_close(new[name], old[name], rtol=1e-7, atol=1e-7, msg=name)
 
 
 def test_each_rule_applies_to_its_kind_of_parameter() -> None:

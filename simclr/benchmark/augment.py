@@ -30,6 +30,7 @@ from torchvision.transforms import v2
 
 from simclr.augment import TwoViewTransform, ViewTransform
 from simclr.augment.batched import BatchedTwoViewTransform
+from simclr.benchmark.results import device_name
 from simclr.errors import SimCLRError
 
 _ROUNDS = 3
@@ -100,6 +101,7 @@ def bench_augmentation(
         "source_size": source,
         "batch_size": batch_size,
         "device": str(target),
+        "device_name": device_name(target),
         "threads": torch.get_num_threads() if threads is None else threads,
         **{f"{name}_images_per_s": round(rate, 1) for name, rate in rates.items()},
         "ratio": round(rates["batched"] / rates["torchvision"], 2),

@@ -23,7 +23,8 @@ import torch
 from torch import Tensor
 
 from simclr import distributed
-from simclr.benchmark.pretrain import arch_label, bench_config, device_name, synthetic_data
+from simclr.benchmark.pretrain import arch_label, bench_config, synthetic_data
+from simclr.benchmark.results import device_name
 from simclr.loss import nt_xent
 from simclr.optim import set_lr
 from simclr.runs import build_augmentation, resolve_precision

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from simclr.benchmark.results import device_name
 from simclr.loss import nt_xent
 
 __all__ = ["bench_loss", "plain_nt_xent"]
@@ -63,7 +64,7 @@ def bench_loss(batch: int, device: str, dim: int = 128, chunk_rows: int | None =
                temperature: float = 0.1) -> dict[str, object]:
     """One row: ms per forward+backward of ``nt_xent`` (``chunk_rows`` as given) and of :func:`plain_nt_xent`.
 
-    ``ratio`` is ours / plain (median over ``repeats`` turns each, after one warm-up of each);
+    ``ratio`` is ours / plain (median over ``repeats`` turns each, after a warm-up of each);
     ``peak_memory_gib`` and ``plain_peak_memory_gib`` are filled on CUDA.
     """
     target = torch.device(device)
@@ -74,7 +75,9 @@ def bench_loss(batch: int, device: str, dim: int = 128, chunk_rows: int | None =
         "ours": lambda a, b: nt_xent(a, b, temperature, chunk_rows=chunk_rows).loss,
         "plain": lambda a, b: plain_nt_xent(a, b, temperature),
     }
-    peaks = {name: _peak_gib(loss, z_a, z_b) for name, loss in cases.items()}  # also the warm-up
+    for loss in cases.values():  # warm-up: kernels, allocator, page cache
+        _timed_step(loss, z_a, z_b)
+    peaks = {name: _peak_gib(loss, z_a, z_b) for name, loss in cases.items()}
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(repeats):
         for name, loss in cases.items():
@@ -83,6 +86,7 @@ def bench_loss(batch: int, device: str, dim: int = 128, chunk_rows: int | None =
     return {
         "benchmark": "loss",
         "device": str(target),
+        "device_name": device_name(target),
         "batch_size": batch,
         "dim": dim,
         "chunk_rows": chunk_rows,

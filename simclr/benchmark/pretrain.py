@@ -7,25 +7,18 @@ Both count source images per second (each image is two views), measured in one p
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 
 import torch
 
 from simclr import distributed
+from simclr.benchmark.results import device_name
 from simclr.config import Config
 from simclr.data import DataSplits, TensorImages
 from simclr.runs import build_augmentation, build_model, resolve_config, resolve_precision
 from simclr.train.loader import PretrainBatches, resolve_pipeline
 from simclr.train.setup import build_train_state
 from simclr.train.step import autocast, train_step
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
 
 
 def _synchronize(device: torch.device) -> None:

@@ -7,6 +7,7 @@ with the same benchmark, device and settings.
 from __future__ import annotations
 
 import json
+import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -22,15 +23,17 @@ _KEYS = {
                        "channels_last", "compile"),
     "folder": ("device", "arch", "image_size", "source_sizes", "batch_size", "precision", "pipeline", "threads", "workers"),
     "folder_demo": ("device", "preset", "batch_size", "threads", "workers"),
+    "device_check": ("device", "stage"),
+    "short_run": ("device", "data", "preset", "dry_run"),
 }
 
 _TABLES = {
     "augment": ("Two-view augmentation, images/s (batched vs torchvision v2 per image, same ops and sizes)",
-                ["device", "image_size", "source_size", "batch_size", "threads", "batched_images_per_s",
+                ["device", "device_name", "image_size", "source_size", "batch_size", "threads", "batched_images_per_s",
                  "torchvision_images_per_s", "per_image_images_per_s", "ratio"]),
     "loss": ("NT-Xent forward+backward (N pairs, 128-d, fp32): simclr's against a plain torch version in the same process "
              "(median ms of turns taken in alternation; ratio = simclr / plain)",
-             ["device", "batch_size", "chunk_rows", "threads", "ms_forward_backward", "plain_ms", "ratio", "logits_matrix_gib",
+             ["device", "device_name", "batch_size", "chunk_rows", "threads", "ms_forward_backward", "plain_ms", "ratio", "logits_matrix_gib",
               "peak_memory_gib", "plain_peak_memory_gib"]),
     "pretrain": ("Pretraining images/s against the bare encoder's forward+backward on the same two-view batch",
                  ["device", "arch", "image_size", "batch_size", "precision", "pipeline", "threads", "workers",
@@ -47,7 +50,18 @@ _TABLES = {
     "folder_demo": ("The demo's pretraining on mnist5k as a folder of PNGs against the same digits in memory, images/s",
                     ["device", "preset", "arch", "image_size", "images", "batch_size", "steps", "threads", "workers",
                      "folder_pipeline", "memory_pipeline", "folder_images_per_s", "memory_images_per_s", "ratio"]),
+    "short_run": ("A short pretraining and linear evaluation (benchmarks/gpu_check.py)",
+                  ["device", "data", "preset", "dry_run", "pretrain_seconds", "linear_top1"]),
+    "device_check": ("The device check's stages (benchmarks/gpu_check.py), newest run per device",
+                     ["device", "stage", "status", "seconds", "detail"]),
 }
+
+
+def device_name(device: torch.device) -> str:
+    """The device as result rows name it: the GPU's model, or the CPU's architecture and core count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
 
 
 _UNSET = {"channels_last": False, "compile": False}  # what rows written before these keys existed ran with
