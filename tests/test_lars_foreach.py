@@ -181,3 +181,23 @@ def test_sparse_gradients_are_refused() -> None:
     weight.grad = torch.randn(4, 3).to_sparse()
     with pytest.raises(Exception, match="sparse"):
         LARS([weight], lr=0.1).step()
+
+
+def test_parameters_spread_over_several_cpu_buckets_get_the_same_update() -> None:
+    """A megabyte's worth of parameters at a time on the CPU: the runs' boundaries change nothing."""
+    from simclr.optim.lars import _buckets
+
+    shapes = [(700, 600), (600,), (3, 5), (400, 900), (900,), (2, 2, 3, 3), (800, 400)]
+    starts = [torch.randn(shape, generator=torch.Generator().manual_seed(i)) for i, shape in enumerate(shapes)]
+    assert len(_buckets(starts)) >= 3 and [p for bucket in _buckets(starts) for p in bucket] == starts
+    results = []
+    for optimizer_class in (LARS, PerParameterLARS):
+        params = [p.clone().requires_grad_() for p in starts]
+        optimizer = optimizer_class(params, lr=0.5, momentum=0.9, weight_decay=1e-3, eta=0.01)
+        for step in range(3):
+            for i, p in enumerate(params):
+                p.grad = torch.randn(p.shape, generator=torch.Generator().manual_seed(100 * step + i))
+            optimizer.step()
+        results.append(params)
+    for new, old in zip(*results):
+        torch.testing.assert_close(new.detach(), old.detach(), rtol=1e-7, atol=1e-7)
