@@ -68,3 +68,10 @@ def test_breakdown_row_has_every_part_and_the_shares_add_up(one_thread) -> None:
     assert row["train_step_ms"] > 0 and "synchronised" in row["method"]
     text = format_breakdown(row)
     assert all(name in text for name in PARTS) and "method:" in text
+
+
+def test_a_compiled_network_builds_a_train_state() -> None:
+    """train.compile wraps the network in torch.compile (compiling lazily, at the first step); the state takes it."""
+    config = bench_config("resnet18", 0.125, 16, 8, compile_model=True)
+    state = build_train_state(config, synthetic_data(8, 16), distributed.Process(0, 1, 0, 1, torch.device("cpu")), None)
+    assert type(state.network).__name__ == "OptimizedModule" and state.network._orig_mod.model is state.model

@@ -63,7 +63,8 @@ class TrainState:
     step: int = 0
 
     def __post_init__(self) -> None:
-        self.network = self.network or WithProbe(self.model, self.probe)
+        if self.network is None:  # not `or`: a torch.compile'd module refuses truth tests (len())
+            self.network = WithProbe(self.model, self.probe)
 
     def state_dict(self, config: Config) -> dict[str, Any]:
         return {
