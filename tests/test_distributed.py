@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 import torch.multiprocessing as mp
 from PIL import Image
 
@@ -179,3 +180,13 @@ def test_global_batch_must_split_evenly_over_processes(runs, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=600)
     assert result.returncode != 0
     assert "must be divisible by the 2 processes" in result.stderr
+
+
+def test_time_budget_under_two_processes_plans_one_schedule_for_both(runs, tmp_path):
+    run = tmp_path / "budget"
+    result = run_cli(["pretrain", "--data", str(runs["data"]), "--output", str(run), *TINY_ARGS, "--device", "cpu",
+                      "--batch-size", "8", "--time-budget", "25s"], WORLD)
+    total = yaml.safe_load((run / "config.yaml").read_text())["train"]["total_steps"]
+    assert total > 2 and "stopped by" not in result.stderr + result.stdout
+    # Rank 0's plan is every process's: the collectives of every step matched up to its end.
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl") if "loss" in r][-1] == total
