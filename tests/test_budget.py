@@ -12,7 +12,7 @@ from simclr import distributed
 from simclr.cli.main import build_parser, main
 from simclr.cli.options import config_from_args
 from simclr.errors import SimCLRError
-from simclr.train.budget import Costs, measure_costs, plan_steps
+from simclr.train.budget import Costs, Pacer, measure_costs, plan_steps
 from simclr.train.metrics import read_metrics
 from simclr.train.setup import build_run
 from simclr.train.trainer import pretrain
@@ -86,3 +86,19 @@ def test_a_warm_up_inside_the_schedule_is_kept(tiny_folder, tmp_path, one_thread
         pretrain(_config(tiny_folder, tmp_path / "run", "--epochs", "2", "--warmup-epochs", "2", "--max-steps", "1"))
     assert "shortened" not in caplog.text
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["optim"]["warmup_epochs"] == 2.0
+
+
+def test_pacer_resizes_the_schedule_to_the_loops_own_pace():
+    now = time.perf_counter()
+    pacer = Pacer(deadline=now + 10.0, first_step=0, limit=400)
+    pacer.started = now - 5.0  # 50 steps in 5 s: 0.1 s a step, 10 s left
+    assert pacer.replan(50, planned=100) == pytest.approx(150, abs=1)  # faster than planned: longer
+    assert pacer.replan(50, planned=149) == 149  # within 2 %: kept
+    assert pacer.replan(50, planned=1000) == pytest.approx(150, abs=1)  # slower than planned: shorter
+    assert pacer.replan(3, planned=100) == 100  # too few steps to judge
+    late = Pacer(deadline=now - 1.0, first_step=0, limit=400)
+    late.started = now - 5.0
+    assert late.replan(50, planned=100) == 50  # past the deadline: stop now
+    quick = Pacer(deadline=now + 1000.0, first_step=0, limit=400)
+    quick.started = now - 5.0
+    assert quick.replan(50, planned=100) == 400  # never beyond the batches the loader was asked for

@@ -114,3 +114,33 @@ def fit_schedule(run, budget_seconds: float, started: float) -> tuple[int, float
              "the schedule is %d steps (%.2f epochs)", budget_seconds, costs.step, costs.first_batch, costs.save, costs.knn,
              steps, steps / run.steps_per_epoch)
     return steps, costs.save
+
+
+class Pacer:
+    """Keeps a budgeted run inside its deadline: the loop's own pace corrects the planned schedule's length.
+
+    The first steps' measurement can be off (a machine that gets busier, caches, a loader that
+    falls behind); every ``log_every`` steps the run's pace so far re-sizes the cosine's length
+    to what is left (the warm-up stays). Changes under 2 % are ignored, so the LR curve stays
+    smooth when the plan was right.
+    """
+
+    MIN_STEPS, TOLERANCE = 5, 0.02
+
+    def __init__(self, deadline: float, first_step: int, limit: int) -> None:
+        self.deadline, self.first_step, self.limit = deadline, first_step, limit
+        self.started = time.perf_counter()
+
+    def start(self) -> None:
+        """The loop begins: pace is counted from here."""
+        self.started = time.perf_counter()
+
+    def replan(self, step: int, planned: int) -> int:
+        """The schedule's length in steps after ``step`` steps (``planned`` unless the pace says otherwise); the same on every process."""
+        done, now = step - self.first_step, time.perf_counter()
+        total = planned
+        if done >= self.MIN_STEPS:
+            fit = step + math.floor((self.deadline - now) / ((now - self.started) / done))
+            if abs(fit - planned) > self.TOLERANCE * planned:
+                total = min(max(step, fit), self.limit)
+        return distributed.broadcast_object(total)

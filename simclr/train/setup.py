@@ -25,7 +25,7 @@ from simclr.report.grid import save_augmentation_grid
 from simclr.runs import build_augmentation, build_model, check_same_model, check_same_training, load_config_data
 from simclr.recipe import WARMUP_FRACTION, apply_choices, describe, measure_data, warmup_choice
 from simclr.runs import peak_lr, resolve_precision, resolve_with_recipe
-from simclr.train.budget import fit_schedule
+from simclr.train.budget import MARGIN_SECONDS, MARGIN_SHARE, Pacer, fit_schedule
 from simclr.train.loader import PretrainBatches, resolve_pipeline
 from simclr.train.metrics import MetricsLogger
 from simclr.train.step import StepSettings, TrainState, WithProbe
@@ -44,6 +44,7 @@ class Run:
     batches: PretrainBatches  # this process's (view_a, view_b, labels) of any range of steps
     logger: MetricsLogger | None  # rank 0 only
     deadline: float | None = None  # ``time.perf_counter()`` by which a budgeted run must have saved its last checkpoint
+    pacer: Pacer | None = None  # a budgeted run's schedule corrector (not after a resume: the schedule is kept)
 
     @property
     def run_dir(self) -> Path:
@@ -60,6 +61,11 @@ class Run:
     @property
     def stop_step(self) -> int:
         return min(self.total_steps, self.config.train.max_steps or self.total_steps)
+
+    @property
+    def batch_limit(self) -> int:
+        """The last step the loader is asked for: a budgeted run's schedule may still grow up to it."""
+        return self.pacer.limit if self.pacer else self.stop_step
 
     @property
     def lr_peak(self) -> float:
@@ -113,6 +119,7 @@ def _fix_schedule(run: Run, started: float) -> None:
         t.total_steps, save_seconds = fit_schedule(run, budget, started)
         t.epochs = math.ceil(t.total_steps / run.steps_per_epoch)
         run.deadline = started + budget - save_seconds
+        run.pacer = Pacer(run.deadline - MARGIN_SHARE * budget - MARGIN_SECONDS, 0, 2 * t.total_steps)
     schedule_epochs = run.total_steps / run.steps_per_epoch
     warmup = warmup_choice(run.config, schedule_epochs)
     if warmup is not None:

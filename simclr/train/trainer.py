@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from simclr import checkpoint as ckpt
 from simclr import distributed
-from simclr.config import Config
+from simclr.config import Config, save_config
 from simclr.errors import SimCLRError
 from simclr.evaluate.run import run_protocols
 from simclr.optim import set_lr
@@ -50,7 +50,9 @@ def _train(run: Run) -> dict[str, Any]:
     state, t = run.state, run.config.train
     started, first_step, stopped_by = time.perf_counter(), state.step, None
     with StopRequest() as stop, _Outputs(run) as out:
-        for batch in run.batches.iterate(state.step, run.stop_step):
+        if run.pacer:
+            run.pacer.start()
+        for batch in run.batches.iterate(state.step, run.batch_limit):
             epoch, lr = state.step // run.steps_per_epoch, run.lr(state.step)
             set_lr(state.optimizer, lr)
             stats = train_step(state, batch)
@@ -59,7 +61,7 @@ def _train(run: Run) -> dict[str, Any]:
             stopped_by = out.stop_signal(stop) or out.out_of_time()
             if state.step % t.checkpoint_every == 0 or state.step == run.stop_step or stopped_by:
                 out.save()
-            if stopped_by:
+            if stopped_by or state.step >= run.stop_step:
                 break
         out.flush()
     return _finish(run, time.perf_counter() - started, state.step - first_step, stopped_by)
@@ -91,6 +93,10 @@ class _Outputs:
         self.pending.add(step, epoch, lr, stats)
         if step % t.log_every == 0:
             self.flush()
+            if run.pacer:
+                t.total_steps = run.pacer.replan(step, t.total_steps)
+                t.epochs = math.ceil(t.total_steps / run.steps_per_epoch)
+                self.progress.total = run.stop_step
         if step % run.steps_per_epoch == 0 and t.knn_every and run.data.test is not None and (epoch + 1) % t.knn_every == 0:
             self.flush()  # before the checkpoint, so a run killed in between redoes it on resume
             knn_top1 = run_protocols(run.state.model, run.config, run.data, run.process.device, ("knn",), ())[0].top1
@@ -141,6 +147,7 @@ def _finish(run: Run, seconds: float, steps: int, stopped_by: str | None) -> dic
                "images_per_second": round(steps * run.config.train.batch_size / max(seconds, 1e-9), 1),
                "processes": run.process.world_size, "stopped_by": stopped_by, "skipped_images": len(run.data.skipped)}
     if run.logger:
+        save_config(run.config, run.run_dir / "config.yaml")  # a budgeted run's schedule as it ended
         run.logger.close()
         plot_metrics(read_metrics(run.run_dir / "metrics.jsonl"), run.run_dir / "plots")
     distributed.barrier()  # nobody leaves (and tears the group down) before rank 0 has finished writing
