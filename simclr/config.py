@@ -82,6 +82,7 @@ class TrainConfig:
     max_steps: int | None = None  # stop early after this many steps (the schedule still spans epochs)
     batch_size: int | None = None  # None: the recipe's
     temperature: float | None = None  # None: the recipe's
+    loss_normalize: bool = True  # False: NT-Xent on dot products of raw z over τ, no L2 normalisation (paper, Table 5)
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     channels_last: bool = False
     seed: int = 0

@@ -72,10 +72,14 @@ def _autocast_off(device_type: str) -> ContextManager[object]:
         return contextlib.nullcontext()
 
 
+def _upcast(z: Tensor) -> Tensor:
+    """(N, d) in at least float32."""
+    return z.to(torch.promote_types(z.dtype, torch.float32))
+
+
 def _normalize(z: Tensor) -> Tensor:
     """Upcast to at least float32 and L2-normalise rows: (N, d) -> (N, d)."""
-    dtype = torch.promote_types(z.dtype, torch.float32)
-    return F.normalize(z.to(dtype), dim=1)
+    return F.normalize(_upcast(z), dim=1)
 
 
 def _nt_xent_from_parts(
@@ -89,8 +93,8 @@ def _nt_xent_from_parts(
 ) -> ContrastiveOutput:
     """NT-Xent of local anchors against a (possibly gathered) global candidate set.
 
-    Inputs must already be L2-normalised and at least float32, and autocast must
-    be off. Rows ``offset .. offset + n - 1`` of ``all_a``/``all_b`` are the
+    Inputs must already be at least float32 (and L2-normalised, unless the loss is the
+    un-normalised one), and autocast must be off. Rows ``offset .. offset + n - 1`` of ``all_a``/``all_b`` are the
     local rows themselves (the same tensors, so gradients flow through them).
 
     Args:
@@ -199,7 +203,8 @@ Gather = Callable[[Tensor], tuple[Tensor, int]]
 
 
 def nt_xent(
-    z_a: Tensor, z_b: Tensor, temperature: float = 0.5, gather: Gather | None = None, chunk_rows: int | None = None
+    z_a: Tensor, z_b: Tensor, temperature: float = 0.5, gather: Gather | None = None, chunk_rows: int | None = None,
+    normalize: bool = True,
 ) -> ContrastiveOutput:
     """SimCLR's NT-Xent loss over a batch of positive pairs.
 
@@ -222,6 +227,8 @@ def nt_xent(
             the loss is then the mean over the local anchors.
         chunk_rows: bound memory at large batch: the (2N, 2N) logits are built this
             many anchor rows at a time and rebuilt in backward (same value; slower).
+        normalize: False drops the L2 normalisation: logits are dot products of the
+            raw z over tau (the paper's Table 5 ablation).
 
     Returns:
         :class:`ContrastiveOutput` with 0-dim ``loss`` and detached ``accuracy``.
@@ -234,8 +241,8 @@ def nt_xent(
     if chunk_rows is not None and (isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1):
         raise SimCLRError(f"chunk_rows must be an integer >= 1 or None, got {chunk_rows!r}")
     with _autocast_off(z_a.device.type):
-        a = _normalize(z_a)
-        b = _normalize(z_b)
+        a = _normalize(z_a) if normalize else _upcast(z_a)
+        b = _normalize(z_b) if normalize else _upcast(z_b)
         if gather is None:
             return _nt_xent_from_parts(a, b, a, b, 0, temperature, chunk_rows)
         # One collective for both views: (n, 2, d) rows -> (M, 2, d).
@@ -252,18 +259,19 @@ class NTXentLoss(nn.Module):
 
     last_accuracy: Tensor | None
 
-    def __init__(self, temperature: float = 0.5, chunk_rows: int | None = None) -> None:
+    def __init__(self, temperature: float = 0.5, chunk_rows: int | None = None, normalize: bool = True) -> None:
         super().__init__()
         _check_temperature(temperature)
         self.temperature = float(temperature)
         self.chunk_rows = chunk_rows
+        self.normalize = bool(normalize)
         self.last_accuracy = None
 
     def forward(self, z_a: Tensor, z_b: Tensor) -> Tensor:
         """Return the NT-Xent loss of (N, d) views ``z_a``, ``z_b`` as a 0-dim tensor."""
-        out = nt_xent(z_a, z_b, self.temperature, chunk_rows=self.chunk_rows)
+        out = nt_xent(z_a, z_b, self.temperature, chunk_rows=self.chunk_rows, normalize=self.normalize)
         self.last_accuracy = out.accuracy
         return out.loss
 
     def extra_repr(self) -> str:
-        return f"temperature={self.temperature}"
+        return f"temperature={self.temperature}" + ("" if self.normalize else ", normalize=False")

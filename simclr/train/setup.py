@@ -150,7 +150,7 @@ def build_train_state(
     # The paper's appendix: encoder and linear classifier updated together by LARS, with the same hyper-parameters.
     optimizer = build_optimizer(o.optimizer, parameter_groups(model, o.weight_decay, plain=probe), peak_lr(config), o.weight_decay, o.momentum)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    settings = StepSettings(t.temperature, amp_dtype, o.grad_clip, t.channels_last, t.loss_chunk_rows)
+    settings = StepSettings(t.temperature, amp_dtype, o.grad_clip, t.channels_last, t.loss_chunk_rows, t.loss_normalize)
     return TrainState(model, probe, optimizer, scaler, settings, network)
 
 

@@ -20,13 +20,14 @@ Batch = tuple[Tensor, Tensor, Tensor]  # this process's (view_a [n,3,S,S], view_
 
 @dataclass(frozen=True)
 class StepSettings:
-    """How a step computes: NT-Xent temperature, autocast dtype (None: fp32), clipping, memory layout."""
+    """How a step computes: NT-Xent temperature (and L2 normalisation), autocast dtype (None: fp32), clipping, memory layout."""
 
     temperature: float
     amp_dtype: torch.dtype | None = None
     grad_clip: float | None = None
     channels_last: bool = False
     loss_chunk_rows: int | None = None
+    loss_normalize: bool = True
 
 
 class WithProbe(nn.Module):
@@ -110,7 +111,7 @@ def train_step(state: TrainState, batch: Batch) -> dict[str, Tensor]:
         _, z, logits = state.network(images)  # type: ignore[misc]
     z_a, z_b = z.chunk(2)
     gather = distributed.gather_with_grad if distributed.world_size() > 1 else None
-    out = nt_xent(z_a, z_b, s.temperature, gather=gather, chunk_rows=s.loss_chunk_rows)
+    out = nt_xent(z_a, z_b, s.temperature, gather=gather, chunk_rows=s.loss_chunk_rows, normalize=s.loss_normalize)
     stats, loss = {"loss": out.loss.detach(), "contrastive_acc": out.accuracy}, out.loss
     if logits is not None:
         probe, stats["probe_acc"] = probe_loss(logits.float(), labels.to(device, non_blocking=True).repeat(2))
