@@ -102,6 +102,7 @@ class EvalConfig:
     # What `simclr evaluate` runs: any of linear, knn, finetune, supervised (comma-separated).
     protocols: str = "linear,knn,finetune,supervised"
     label_fractions: str = "0.01,0.1,1.0"  # fine-tune / supervised: class-balanced, seeded subsets
+    features: str = "h"  # the layer linear evaluation and kNN read: h | head1, head2… (the MLP head's hidden layers, after BN+ReLU) | z = g(h)
     knn_k: int = 200
     knn_temperature: float = 0.1
     batch_size: int = 256  # feature extraction and test-split inference

@@ -93,6 +93,9 @@ def _eval(config: Config) -> None:
     deepest = model.proj_layers - 1 if model.head == "mlp" else 0
     _require(0 <= ev.from_head_layer <= deepest, f"eval.from_head_layer must be in [0, {deepest}] for model.head={model.head} "
              f"with model.proj_layers={model.proj_layers}, got {ev.from_head_layer}")
+    layers = ("h", *(f"head{k}" for k in range(1, deepest + 1)), "z")  # what linear evaluation and kNN can read
+    _require(ev.features in layers, f"eval.features must be one of {', '.join(layers)} for model.head={model.head} "
+             f"with model.proj_layers={model.proj_layers}, got '{ev.features}'")
 
 
 def validate(config: Config) -> None:

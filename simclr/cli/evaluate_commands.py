@@ -19,6 +19,8 @@ Option = tuple[tuple[str, ...], str, str]
 _PROTOCOLS: Option = (("--protocols",), "eval.protocols", "comma-separated: linear, knn, finetune, supervised (default: all)")
 # Every command that trains or samples takes --seed; on a run's encoder it seeds evaluation only (the data split stays the run's).
 _SEED: Option = (("--seed",), "eval.seed", "seed of label subsets, classifier initialisation, order and views (default: the run's train.seed)")
+_FEATURES: Option = (("--features",), "eval.features", "the layer linear evaluation and kNN read: h (default, the encoder's output) | "
+                      "head1, head2… (the projection head's hidden layer K, after its BN+ReLU) | z = g(h)")
 _LABEL_FRACTIONS: Option = (("--label-fractions", "--label-fraction"), "eval.label_fractions", "comma-separated fractions of the training labels in (0, 1], e.g. 0.01,0.1,1.0")
 _TRAINING: list[Option] = [
     (("--epochs",), "eval.finetune_epochs", "epochs of fine-tuning and of the supervised baseline (default: 60 at <= 1%% labels, 30 above)"),
@@ -79,7 +81,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "writes results.md (a table) and results.json. No protocol looks at the test split to choose anything."))
     _run_options(evaluate)
     evaluate.add_argument("--output", type=Path, help="folder for results.md / results.json (default: RUN)")
-    evaluate_options = [_PROTOCOLS, _LABEL_FRACTIONS, *_FINETUNE, *_TRAINING, *_LINEAR, _SEED]
+    evaluate_options = [_PROTOCOLS, _LABEL_FRACTIONS, *_FINETUNE, *_TRAINING, *_LINEAR, _FEATURES, _SEED]
     _add(evaluate, evaluate_options)
     evaluate.set_defaults(handler=lambda args: _run_evaluate(args, evaluate_options))
 
@@ -102,10 +104,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     supervised.set_defaults(handler=lambda args: _run_supervised(args, supervised_options))
 
     # The frozen-encoder commands (their parsers made in main.py) gain their options and handlers here.
-    _add(commands.choices["linear-eval"], [*_LINEAR, _SEED])
-    commands.choices["linear-eval"].set_defaults(handler=lambda args: _run_frozen(args, "linear", [*_LINEAR, _SEED]))
-    _add(commands.choices["knn"], [_SEED])
-    commands.choices["knn"].set_defaults(handler=lambda args: _run_frozen(args, "knn", [_SEED]))
+    _add(commands.choices["linear-eval"], [*_LINEAR, _FEATURES, _SEED])
+    commands.choices["linear-eval"].set_defaults(handler=lambda args: _run_frozen(args, "linear", [*_LINEAR, _FEATURES, _SEED]))
+    _add(commands.choices["knn"], [_FEATURES, _SEED])
+    commands.choices["knn"].set_defaults(handler=lambda args: _run_frozen(args, "knn", [_FEATURES, _SEED]))
 
 
 def _finish(args: argparse.Namespace, rows: list, summary: dict[str, Any], output: Path | None) -> int:
@@ -179,5 +181,5 @@ def _run_frozen(args: argparse.Namespace, protocol: str, options: list[Option]) 
     scores = result[protocol]
     print(f"{protocol} on {result['data']} ({result['encoder']}): top-1 {scores['top1']:.4f}, top-5 {scores['top5']:.4f}")
     if args.json:
-        print_json_last({**scores, "protocol": protocol, "encoder": result["encoder"], "data": result["data"]})
+        print_json_last({**scores, "protocol": protocol, "encoder": result["encoder"], "data": result["data"], "features": scores["details"]["features"]})
     return 0

@@ -84,10 +84,39 @@ def head_layers(model: SimCLR, count: int) -> nn.Module:
     return copy.deepcopy(nn.Sequential(*blocks[: 3 * count]))
 
 
-def build_classifier(model: SimCLR, num_classes: int, from_head_layer: int = 0, frozen: bool = False, neck: nn.Module | None = None) -> Classifier:
-    """A classifier over copies of ``model``'s normalisation, encoder (and head layers): ``model`` is untouched."""
+def feature_layers(model: SimCLR) -> tuple[str, ...]:
+    """The layers a frozen-encoder probe can read: ``h``, ``head1`` .. ``headK`` (the MLP head's hidden layers), ``z``."""
+    hidden = len(list(model.head.layers.children())[:-1]) // 3 if model.head.kind == "mlp" else 0
+    return ("h", *(f"head{k}" for k in range(1, hidden + 1)), "z")
+
+
+def feature_neck(model: SimCLR, name: str) -> nn.Module:
+    """h -> the output of layer ``name`` as a copied module: Identity for ``h``, the head's first
+    K blocks (Linear, BN, ReLU) for ``headK``, the whole head g for ``z``."""
+    if name not in feature_layers(model):
+        raise SimCLRError(f"eval.features must be one of {', '.join(feature_layers(model))} for this projection head, got '{name}'")
+    if name == "z":
+        return copy.deepcopy(model.head)
+    return head_layers(model, 0 if name == "h" else int(name.removeprefix("head")))
+
+
+@torch.no_grad()
+def layer_features(model: SimCLR, name: str, h: Tensor) -> Tensor:
+    """Features of layer ``name`` from cached h [N, D] (the head in eval mode, on h's device): [N, D']."""
+    if name == "h":
+        return h
+    neck = feature_neck(model, name).to(h.device).eval()
+    return neck(h).float()
+
+
+def build_classifier(model: SimCLR, num_classes: int, from_head_layer: int = 0, frozen: bool = False, neck: nn.Module | None = None,
+                     in_dim: int | None = None) -> Classifier:
+    """A classifier over copies of ``model``'s normalisation, encoder (and head layers): ``model`` is untouched.
+
+    ``in_dim``: the width ``neck`` outputs, when a given neck changes it (default: h's, or the head layer's).
+    """
     neck = neck if neck is not None else head_layers(model, from_head_layer)
-    in_dim = model.feature_dim
+    in_dim = in_dim or model.feature_dim
     if from_head_layer:
         in_dim = [m for m in neck.modules() if isinstance(m, nn.Linear)][-1].out_features
     return Classifier(copy.deepcopy(model.normalize), copy.deepcopy(model.encoder), neck, in_dim, num_classes, frozen)

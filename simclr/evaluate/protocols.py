@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import Dataset, Subset
 
 from simclr.augment import ViewTransform
@@ -28,6 +28,8 @@ from simclr.evaluate.classifier import (
     classifier_accuracy,
     count_parameters,
     crop_flip,
+    feature_neck,
+    layer_features,
     train_classifier,
 )
 from simclr.evaluate.knn import knn_evaluate
@@ -84,12 +86,21 @@ def linear_weight_decay(config: Config) -> float:
     return 0.0 if ev.linear_solver == "sgd" else 1e-4
 
 
+def on_layer(model: SimCLR, name: str, train: Features, test: Features, encoder: str) -> tuple[Features, Features, str]:
+    """Cached h of both splits -> the features of layer ``name`` (``eval.features``: h, headK or z), and the
+    encoder's label (``"SimCLR (z)"`` for a layer other than h)."""
+    if name == "h":
+        return train, test, encoder
+    return ((layer_features(model, name, train[0]), train[1]), (layer_features(model, name, test[0]), test[1]), f"{encoder} ({name})")
+
+
 def linear_row(model: SimCLR, config: Config, data: DataSplits, device: torch.device, train: Features, test: Features, encoder: str) -> ResultRow:
-    """Linear evaluation on the frozen encoder; ``train`` / ``test`` are its cached features."""
+    """Linear evaluation on the frozen encoder's layer ``eval.features``; ``train`` / ``test`` are its cached h."""
     ev, seed, started = config.eval, eval_seed(config), time.perf_counter()
+    train, test, encoder = on_layer(model, ev.features, train, test, encoder)
     decay = linear_weight_decay(config)
     views = ev.linear_views if ev.linear_views != "auto" else ("cached" if device.type == "cpu" else "augmented")
-    details: dict = {"solver": ev.linear_solver, "weight_decay": decay}
+    details: dict = {"solver": ev.linear_solver, "weight_decay": decay, "features": ev.features}
     epochs: int | None = ev.linear_epochs
     if ev.linear_solver == "lbfgs":
         scores = linear_evaluate(*train, *test, data.num_classes, decay, ev.linear_max_iter)
@@ -98,23 +109,28 @@ def linear_row(model: SimCLR, config: Config, data: DataSplits, device: torch.de
         scores = linear_sgd_evaluate(*train, *test, data.num_classes, ev.linear_epochs, ev.linear_batch_size, ev.linear_lr, decay, seed)
     else:
         torch.manual_seed(seed)
-        network = build_classifier(model, data.num_classes, frozen=True, neck=Standardize(*standardisation(train[0])))
+        neck: nn.Module = Standardize(*standardisation(train[0]))
+        if ev.features != "h":  # the frozen head layers, then the standardisation of their output
+            neck = nn.Sequential(feature_neck(model, ev.features), neck)
+        network = build_classifier(model, data.num_classes, frozen=True, neck=neck, in_dim=train[0].shape[1])
         details.update(train_classifier(network, data.train, _views(config), ev.linear_epochs, ev.linear_batch_size, ev.linear_lr, decay, seed, device, config.data.workers or 0))
         scores = classifier_accuracy(network, data.test, config.data.image_size, device, ev.batch_size, config.data.workers or 0)
     if ev.linear_solver == "sgd":
         details.update(views=views, batch_size=ev.linear_batch_size, base_lr=ev.linear_lr)
     details.update({k: v for k, v in scores.items() if k not in ("top1", "top5")})
-    params = count_parameters(model.encoder) + (model.feature_dim + 1) * data.num_classes
+    params = count_parameters(model.encoder) + count_parameters(feature_neck(model, ev.features)) + (train[0].shape[1] + 1) * data.num_classes
     return ResultRow("linear", encoder, scores["top1"], scores["top5"], 1.0, epochs, params, len(train[1]),
                      round(time.perf_counter() - started, 1), details)
 
 
 def knn_row(model: SimCLR, config: Config, data: DataSplits, train: Features, test: Features, encoder: str) -> ResultRow:
-    """Weighted kNN of the test features against the training features (no training: epochs None)."""
-    started = time.perf_counter()
+    """Weighted kNN of the test features of layer ``eval.features`` against the training ones (no training: epochs None)."""
+    started, name = time.perf_counter(), config.eval.features
+    train, test, encoder = on_layer(model, name, train, test, encoder)
     scores = knn_evaluate(*train, *test, data.num_classes, config.eval.knn_k, config.eval.knn_temperature)
-    return ResultRow("knn", encoder, scores["top1"], scores["top5"], 1.0, None, count_parameters(model.encoder), len(train[1]),
-                     round(time.perf_counter() - started, 1), {"k": config.eval.knn_k, "temperature": config.eval.knn_temperature})
+    params = count_parameters(model.encoder) + count_parameters(feature_neck(model, name))
+    return ResultRow("knn", encoder, scores["top1"], scores["top5"], 1.0, None, params, len(train[1]), round(time.perf_counter() - started, 1),
+                     {"k": config.eval.knn_k, "temperature": config.eval.knn_temperature, "features": name})
 
 
 def _train_end_to_end(protocol: str, start: SimCLR, encoder: str, config: Config, data: DataSplits, fraction: float,
