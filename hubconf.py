@@ -21,6 +21,7 @@ from simclr.export import load_encoder as _load_encoder  # noqa: E402 (torch.hub
 from simclr.models import ARCHITECTURES as _ARCHITECTURES  # noqa: E402
 from simclr.models import build_encoder as _build_encoder  # noqa: E402
 from simclr.models import build_simclr as _build_simclr  # noqa: E402
+from simclr.models.timm_encoder import TIMM_PREFIX as _TIMM_PREFIX  # noqa: E402
 
 if _TYPE_CHECKING:
     from collections.abc import Callable
@@ -48,6 +49,15 @@ def simclr_network(arch: str = "resnet50", **kwargs: Any) -> nn.Module:
     ``proj_layers``, ``hidden_dim``, ``out_dim``, ``mean``, ``std``.
     """
     return _build_simclr(arch, **kwargs)
+
+
+def timm_encoder(name: str, image_size: int | None = None) -> nn.Module:
+    """An untrained timm model as encoder f (``num_classes=0``: images -> pooled features h); needs timm.
+
+    ``name``: any ``timm.list_models()`` name, e.g. ``convnext_atto``; ``image_size`` sizes the
+    models built for one input size (ViTs). ``.feature_dim`` is the width of h.
+    """
+    return _build_encoder(f"{_TIMM_PREFIX}{name}", image_size=image_size)
 
 
 def _encoder_entry(arch: str) -> Callable[..., nn.Module]:

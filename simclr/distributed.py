@@ -219,6 +219,11 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
             raise SimCLRError(f"GlobalBatchNorm expects (N, C) or (N, C, H, W) input, got {tuple(input.shape)}")
 
     def forward(self, input: Tensor) -> Tensor:
+        out = self._normalize(input)
+        # Swapped in for timm's BatchNormAct2d, it keeps that layer's dropout and activation (same names).
+        return self.act(self.drop(out)) if _has_norm_act(self) else out
+
+    def _normalize(self, input: Tensor) -> Tensor:
         if not (self.training and _active()):
             return super().forward(input)
         self._check_input_dim(input)
@@ -262,10 +267,26 @@ class _AllReduceSum(torch.autograd.Function):
         return grad
 
 
+def _has_norm_act(module: nn.Module) -> bool:
+    """A BatchNorm followed by its own dropout and activation (timm's ``BatchNormAct2d``)."""
+    return isinstance(getattr(module, "drop", None), nn.Module) and isinstance(getattr(module, "act", None), nn.Module)
+
+
+def _to_sync_batchnorm(model: nn.Module) -> nn.Module:
+    """``nn.SyncBatchNorm`` for every BatchNorm; timm's converter where its BatchNormAct2d layers must keep their activations."""
+    if any(isinstance(m, nn.BatchNorm2d) and _has_norm_act(m) for m in model.modules()):
+        from timm.layers import convert_sync_batchnorm
+
+        return convert_sync_batchnorm(model)
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
 def _to_global_batchnorm(module: nn.Module) -> nn.Module:
-    """Swap every BatchNorm1d/2d for :class:`GlobalBatchNorm`, sharing its parameters and buffers."""
+    """Swap every BatchNorm1d/2d for :class:`GlobalBatchNorm`, sharing its parameters and buffers (and a timm BatchNormAct2d's activation)."""
     if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
         swapped = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
+        if _has_norm_act(module):
+            swapped.drop, swapped.act = module.drop, module.act
         if module.affine:
             swapped.weight, swapped.bias = module.weight, module.bias
         if module.track_running_stats:
@@ -287,7 +308,7 @@ def wrap_model(model: nn.Module, process: Process, sync_batchnorm: bool) -> nn.M
         return model
     if sync_batchnorm:
         if process.device.type == "cuda":
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            model = _to_sync_batchnorm(model)
         else:
             model = _to_global_batchnorm(model)
     device_ids = [process.device.index] if process.device.type == "cuda" else None

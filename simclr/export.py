@@ -8,6 +8,9 @@ Every format takes float RGB images in [0, 1], shape [B, 3, S, S] with S the run
   width, stem, mean/std, image size, feature dim. ``load_encoder`` rebuilds the network;
   at width 1, ``torchvision.models.<arch>()`` with ``fc = nn.Identity()`` (and, for the CIFAR
   stem, a 3x3 stride-1 ``conv1`` and ``maxpool = nn.Identity()``) loads the tensors as they are.
+  A timm encoder (``arch`` ``timm/NAME``) keeps timm's names, and the header adds
+  ``timm_model`` and ``timm_version``: ``timm.create_model(NAME, num_classes=0)`` (plus
+  ``img_size=S`` for ViTs) loads the tensors as they are.
 * TorchScript: ``torch.jit.load(path)`` in any PyTorch, metadata in the archive's ``simclr.json``.
 * ONNX: input ``images``, output ``h``, dynamic batch axis; run it with onnxruntime.
 """
@@ -28,7 +31,8 @@ from torch import Tensor, nn
 from simclr.augment import EvalTransform
 from simclr.config import Config, config_from_dict
 from simclr.errors import SimCLRError
-from simclr.models import Normalize, ResNetEncoder, SimCLR, build_encoder, use_cifar_stem
+from simclr.models import Normalize, SimCLR, build_encoder, is_timm_arch, use_cifar_stem
+from simclr.models.timm_encoder import timm_name, timm_version
 
 FORMATS: dict[str, str] = {"safetensors": ".safetensors", "torchscript": ".torchscript.pt", "onnx": ".onnx"}
 MARKER = "simclr-encoder-v1"
@@ -52,6 +56,8 @@ class EncoderInfo:
         meta["format"] = MARKER
         meta["input"] = f"float32 RGB images in [0, 1], shape [B, 3, {self.image_size}, {self.image_size}]; normalisation is inside"
         meta["output"] = f"h, shape [B, {self.feature_dim}]"
+        if is_timm_arch(self.arch):  # the tensors keep timm's names: timm.create_model(timm_model, num_classes=0) takes them
+            meta.update(timm_model=timm_name(self.arch), timm_version=timm_version())
         return meta
 
     @classmethod
@@ -74,7 +80,7 @@ class ImageEncoder(nn.Module):
     (resize the shorter side to S, centre crop), as evaluation does.
     """
 
-    def __init__(self, encoder: ResNetEncoder, info: EncoderInfo) -> None:
+    def __init__(self, encoder: nn.Module, info: EncoderInfo) -> None:
         super().__init__()
         self.normalize = Normalize(info.mean, info.std)
         self.encoder = encoder
@@ -94,10 +100,11 @@ class ImageEncoder(nn.Module):
 def encoder_from_model(model: SimCLR, config: Config) -> ImageEncoder:
     """A copy of ``model``'s f and normalisation, described by the run's resolved ``config``."""
     size = config.data.image_size or 224
+    timm = is_timm_arch(config.model.arch)  # a timm model keeps its own widths and stem
     info = EncoderInfo(
         arch=config.model.arch,
-        width=float(config.model.width),
-        cifar_stem=use_cifar_stem(size, config.model.cifar_stem),
+        width=1.0 if timm else float(config.model.width),
+        cifar_stem=False if timm else use_cifar_stem(size, config.model.cifar_stem),
         image_size=int(size),
         feature_dim=model.feature_dim,
         mean=tuple(float(v) for v in model.normalize.mean.flatten()),  # type: ignore[arg-type]
@@ -160,7 +167,13 @@ def export_encoder(encoder: ImageEncoder, path: Path, fmt: str) -> Path:
     if fmt not in writers:
         raise SimCLRError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    return writers[fmt](encoder.eval(), path)
+    try:
+        return writers[fmt](encoder.eval(), path)
+    except (RuntimeError, TypeError, ValueError, AttributeError) as error:
+        if not is_timm_arch(encoder.info.arch):
+            raise
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SimCLRError(f"{fmt} export of {encoder.info.arch} failed ({reason}); --format safetensors keeps its weights") from None
 
 
 def onnx_max_difference(path: Path, encoder: ImageEncoder, images: Tensor) -> float | None:
@@ -220,7 +233,7 @@ def _load_safetensors(path: Path) -> ImageEncoder:
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except SafetensorError as error:
         raise SimCLRError(f"'{path}' is not a readable safetensors file ({error})") from None
-    encoder = build_encoder(info.arch, info.width, info.cifar_stem)
+    encoder = build_encoder(info.arch, info.width, info.cifar_stem, image_size=info.image_size)
     try:
         encoder.load_state_dict(tensors)
     except RuntimeError as error:

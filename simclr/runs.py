@@ -83,7 +83,7 @@ def build_model(config: Config, mean: tuple[float, ...], std: tuple[float, ...])
     """The SimCLR network of a resolved config."""
     m = config.model
     stem = use_cifar_stem(config.data.image_size or 224, m.cifar_stem)
-    return build_simclr(m.arch, m.width, stem, m.head, m.proj_layers, m.hidden_dim, m.out_dim, mean, std)
+    return build_simclr(m.arch, m.width, stem, m.head, m.proj_layers, m.hidden_dim, m.out_dim, mean, std, image_size=config.data.image_size)
 
 
 def build_augmentation(config: Config) -> TwoViewTransform:

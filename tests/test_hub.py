@@ -49,6 +49,12 @@ def test_hub_lists_one_entry_per_architecture():
     hubconf = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hubconf)
     public = {name for name in dir(hubconf) if callable(getattr(hubconf, name)) and not name.startswith("_")}  # what torch.hub.list shows
-    assert public >= {"simclr_encoder", "simclr_network", *ARCHITECTURES}
+    assert public >= {"simclr_encoder", "simclr_network", "timm_encoder", *ARCHITECTURES}
     assert all(getattr(hubconf, name).__doc__ for name in public)
     assert not public & {"Path", "build_encoder", "load_encoder"}  # no imported helpers posing as models
+
+
+def test_hub_builds_a_timm_encoder(one_thread):
+    pytest.importorskip("timm")
+    vit = torch.hub.load(str(REPO), "timm_encoder", source="local", name="vit_tiny_patch16_224", image_size=32)
+    assert vit.feature_dim == 192 and vit(torch.rand(2, 3, 32, 32)).shape == (2, 192)

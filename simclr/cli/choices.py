@@ -4,10 +4,10 @@ from __future__ import annotations
 
 
 def arch_help() -> str:
-    """``--arch``: the registered architectures."""
-    from simclr.models import ARCHITECTURES
+    """``--arch``: the registered ResNets and the timm form."""
+    from simclr.models import ARCHITECTURES, TIMM_PREFIX
 
-    return " | ".join(ARCHITECTURES)
+    return f"{' | '.join(ARCHITECTURES)} | {TIMM_PREFIX}NAME (any timm model, e.g. {TIMM_PREFIX}convnext_atto; needs timm)"
 
 
 def optimizer_help() -> str:

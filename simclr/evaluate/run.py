@@ -15,7 +15,7 @@ from simclr.errors import SimCLRError
 from simclr.evaluate.features import extract_features
 from simclr.evaluate.protocols import eval_seed, finetune_row, fresh_model, knn_row, linear_row, supervised_row
 from simclr.evaluate.results import ResultRow
-from simclr.models import SimCLR
+from simclr.models import SimCLR, is_timm_arch
 from simclr.runs import load_config_data, load_run_config, load_run_model, resolve_device
 from simclr.validation import eval_label_fractions, eval_protocols, validate
 
@@ -43,9 +43,10 @@ def describe(config: Config, data: DataSplits, device: torch.device) -> dict[str
     """What every row of a results table shares: data, network and device."""
     m = config.model
     stem = "CIFAR stem" if m.cifar_stem else "ImageNet stem"
+    network = m.arch if is_timm_arch(m.arch) else f"{m.arch}, width {m.width:g}, {stem}"  # a timm model keeps its own width and stem
     return {
         "data": f"{data.name} ({len(data.train)} train / {len(data.test)} test images, {data.num_classes} classes)",  # type: ignore[arg-type]
-        "model": f"{m.arch}, width {m.width:g}, {stem}, image {config.data.image_size} px",
+        "model": f"{network}, image {config.data.image_size} px",
         "device": str(device),
         "seed": eval_seed(config),
     }

@@ -1,4 +1,4 @@
-"""ResNet encoders f(·) built by name, with a width multiplier and the CIFAR stem.
+"""Encoders f(·) built by name: ResNets with a width multiplier and the CIFAR stem, or ``timm/NAME``.
 
 The layers reuse torchvision's residual blocks and keep torchvision's parameter names
 (``conv1``, ``bn1``, ``layer1`` … ``layer4``), so at width 1 with the ImageNet stem a
@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from simclr.errors import SimCLRError
+from simclr.models.timm_encoder import TIMM_PREFIX, build_timm_encoder, check_timm_arch, is_timm_arch
 
 Block = type[BasicBlock] | type[Bottleneck]
 
@@ -99,12 +100,26 @@ def use_cifar_stem(image_size: int, cifar_stem: bool | None = None) -> bool:
     return image_size <= CIFAR_STEM_MAX_SIZE if cifar_stem is None else cifar_stem
 
 
+def check_arch(arch: str) -> None:
+    """Refuse a name that is neither registered (``ARCHITECTURES``) nor a timm model timm knows."""
+    if is_timm_arch(arch):
+        check_timm_arch(arch)
+    elif arch not in _ARCHITECTURES:
+        raise SimCLRError(f"unknown architecture '{arch}'; choose one of {', '.join(ARCHITECTURES)} or {TIMM_PREFIX}NAME (a timm model)")
+
+
 def build_encoder(
-    arch: str, width: float = 1.0, cifar_stem: bool = False, zero_init_residual: bool = False
-) -> ResNetEncoder:
-    """Build a registered encoder by name (see ``ARCHITECTURES``)."""
-    if arch not in _ARCHITECTURES:
-        raise SimCLRError(f"unknown architecture '{arch}'; choose one of {', '.join(ARCHITECTURES)}")
+    arch: str, width: float = 1.0, cifar_stem: bool = False, zero_init_residual: bool = False, image_size: int | None = None
+) -> nn.Module:
+    """Build an encoder by name: a registered ResNet (``ARCHITECTURES``) or ``timm/NAME``.
+
+    Every encoder maps normalised images [B,3,H,W] to h [B, feature_dim] and has ``feature_dim``.
+    ``width``, ``cifar_stem`` and ``zero_init_residual`` shape the ResNets; a timm model keeps its
+    own design, and ``image_size`` sizes the ones built for one input size (ViTs).
+    """
+    check_arch(arch)
+    if is_timm_arch(arch):
+        return build_timm_encoder(arch, image_size)
     if not width > 0:
         raise SimCLRError(f"model.width must be > 0, got {width}")
     block, layers = _ARCHITECTURES[arch]

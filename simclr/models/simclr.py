@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from simclr.models.encoder import ResNetEncoder, build_encoder
+from simclr.models.encoder import build_encoder
 from simclr.models.head import ProjectionHead
 
 
@@ -26,7 +26,7 @@ class Normalize(nn.Module):
 class SimCLR(nn.Module):
     """f and g of the paper. ``forward`` returns ``(h, z)``; the loss lives in ``simclr.loss``."""
 
-    def __init__(self, encoder: ResNetEncoder, head: ProjectionHead, normalize: Normalize) -> None:
+    def __init__(self, encoder: nn.Module, head: ProjectionHead, normalize: Normalize) -> None:
         super().__init__()
         self.normalize = normalize
         self.encoder = encoder
@@ -34,7 +34,8 @@ class SimCLR(nn.Module):
 
     @property
     def feature_dim(self) -> int:
-        return self.encoder.feature_dim
+        """Width of h (the encoder's pooled features)."""
+        return int(self.encoder.feature_dim)
 
     def encode(self, x: Tensor) -> Tensor:
         """x: [B,3,H,W] float images in [0,1] -> h: [B, feature_dim]."""
@@ -56,8 +57,13 @@ def build_simclr(
     out_dim: int = 128,
     mean: Sequence[float] = (0.5, 0.5, 0.5),
     std: Sequence[float] = (0.5, 0.5, 0.5),
+    image_size: int | None = None,
 ) -> SimCLR:
-    """Assemble a SimCLR network; the head's hidden width defaults to the feature width."""
-    encoder = build_encoder(arch, width, cifar_stem)
+    """Assemble a SimCLR network; the head's hidden width defaults to the feature width.
+
+    ``arch``: a registered ResNet or ``timm/NAME``; ``image_size`` sizes timm models built for
+    one input size (ViTs), the others ignore it.
+    """
+    encoder = build_encoder(arch, width, cifar_stem, image_size=image_size)
     projection = ProjectionHead(encoder.feature_dim, head, proj_layers, hidden_dim, out_dim)
     return SimCLR(encoder, projection, Normalize(mean, std))

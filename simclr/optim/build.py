@@ -1,7 +1,8 @@
 """Optimizer construction and weight-decay parameter groups for SimCLR training.
 
 Chen et al. 2020 (arXiv 2002.05709), Section 2.3: LARS with weight decay 1e-6,
-excluding biases and BatchNorm parameters from weight decay.
+excluding biases and BatchNorm parameters from weight decay. Transformers (timm ViTs) also
+exclude what their modules list in ``no_weight_decay()``: position embeddings, class tokens.
 """
 
 from __future__ import annotations
@@ -16,22 +17,38 @@ from torch.optim import Optimizer
 from simclr.errors import SimCLRError
 from simclr.optim.lars import LARS
 
-__all__ = ["OPTIMIZERS", "build_optimizer", "parameter_groups"]
+__all__ = ["OPTIMIZERS", "build_optimizer", "exempt_names", "parameter_groups"]
 
 OPTIMIZERS = ("lars", "sgd", "adam", "adamw")
+
+
+def exempt_names(model: nn.Module) -> set[str]:
+    """Full names of the parameters ``model``'s modules exempt from weight decay (timm's ``no_weight_decay()``).
+
+    timm modules return names relative to themselves (``pos_embed``, ``cls_token``); a name
+    may also be a submodule's, exempting all of its parameters.
+    """
+    exempt: set[str] = set()
+    for prefix, module in model.named_modules():
+        listed = getattr(module, "no_weight_decay", None)
+        if callable(listed):
+            exempt |= {f"{prefix}.{name}" if prefix else name for name in listed()}
+    return {name for name, _ in model.named_parameters() if name in exempt or any(name.startswith(f"{e}.") for e in exempt)}
 
 
 def parameter_groups(model: nn.Module, weight_decay: float, plain: nn.Module | None = None) -> list[dict[str, Any]]:
     """Split trainable parameters of ``model`` into decayed and non-decayed groups.
 
     One rule: parameters with ``ndim <= 1`` (biases, norm-layer scales and
-    shifts) get ``weight_decay = 0``; all others get ``weight_decay``. Frozen
-    parameters (``requires_grad=False``) are left out, and so are empty groups.
-    ``plain``'s parameters (e.g. an online classifier, as in the paper's code) form a
-    last group with no weight decay and no LARS adaptation (``adapt=False``).
+    shifts) get ``weight_decay = 0``; all others get ``weight_decay``. Parameters a
+    module lists in ``no_weight_decay()`` (a ViT's position embeddings and class token,
+    multi-dimensional) form a group with no weight decay and no LARS adaptation
+    (``adapt=False``). Frozen parameters (``requires_grad=False``) are left out, and so
+    are empty groups. ``plain``'s parameters (e.g. an online classifier, as in the
+    paper's code) form a last group with no weight decay and no LARS adaptation.
 
     Returns:
-        Up to three dicts ``{"params": list[Tensor], "weight_decay": float}``,
+        Up to four dicts ``{"params": list[Tensor], "weight_decay": float}``,
         decayed group first.
 
     Raises:
@@ -41,13 +58,16 @@ def parameter_groups(model: nn.Module, weight_decay: float, plain: nn.Module | N
         raise SimCLRError(f"weight_decay must be a finite number >= 0, got {weight_decay}")
     decay: list[Tensor] = []
     no_decay: list[Tensor] = []
-    for p in model.parameters():
+    exempt: list[Tensor] = []
+    listed = exempt_names(model)
+    for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim <= 1 else decay).append(p)
+        (no_decay if p.ndim <= 1 else exempt if name in listed else decay).append(p)
     groups = [
         {"params": decay, "weight_decay": float(weight_decay)},
         {"params": no_decay, "weight_decay": 0.0},
+        {"params": exempt, "weight_decay": 0.0, "adapt": False},
         {"params": [p for p in plain.parameters() if p.requires_grad] if plain else [], "weight_decay": 0.0, "adapt": False},
     ]
     return [g for g in groups if g["params"]]

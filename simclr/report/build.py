@@ -16,7 +16,7 @@ from simclr.report.grid import save_augmentation_grid
 from simclr.config import Config
 from simclr.data import DataSplits
 from simclr.evaluate.features import extract_features
-from simclr.models import SimCLR
+from simclr.models import SimCLR, is_timm_arch
 from simclr.report import html
 from simclr.report.figures import MIN_MAP_POINTS, cosine_neighbours, plot_embedding_map, plot_retrieval, tsne_2d
 from simclr.runs import build_augmentation, load_config_data, load_run_config, load_run_model, resolve_device
@@ -84,9 +84,10 @@ def _summary(config: Config, rows: list[dict[str, Any]], source: str, data: Data
     last = {key: next((r[key] for r in reversed(rows) if r.get(key) is not None), "–") for key in ("step", "epoch", "loss", "contrastive_acc", "probe_acc", "knn_top1")}
     last = {key: round(value, 4) if isinstance(value, float) else value for key, value in last.items()}
     m, t, o = config.model, config.train, config.optim
+    network = m.arch if is_timm_arch(m.arch) else f"{m.arch} ×{m.width}, {'CIFAR' if m.cifar_stem else 'ImageNet'} stem"
     facts = [
         ("data", f"{data.name} ({config.data.image_size} px, {len(data.pretrain)} pretraining images, {data.num_classes} classes)"),
-        ("encoder", f"{m.arch} ×{m.width}, {'CIFAR' if m.cifar_stem else 'ImageNet'} stem, head {m.head} → {m.out_dim}-d z"),
+        ("encoder", f"{network}, head {m.head} → {m.out_dim}-d z"),
         ("training", f"batch {t.batch_size}, τ = {t.temperature}, {o.optimizer} lr {o.lr} ({o.lr_scaling} scaling), {t.epochs} epochs"),
         ("checkpoint", source),
         ("last step / epoch", f"{last['step']} / {last['epoch']}"),
