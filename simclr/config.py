@@ -39,6 +39,8 @@ class DataConfig:
 
 @dataclass
 class AugmentConfig:
+    # Each op is off at probability 0 (crop: crop=false), so every cell of the paper's Figure 5 is a config.
+    crop: bool = True  # False: no random crop; a view is the image's largest centred square (the whole image if square), resized
     crop_scale: tuple[float, float] | None = None  # None: the recipe's ((0.2, 1) at <= 32 px, else the paper's (0.08, 1))
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip_p: float | None = None  # None: the recipe's (0.5 unless mirrored images are foreign to the data)

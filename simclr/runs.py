@@ -91,6 +91,7 @@ def build_augmentation(config: Config) -> TwoViewTransform:
     a = config.augment
     view = ViewTransform(
         size=config.data.image_size or 224,
+        crop=a.crop,
         crop_scale=tuple(a.crop_scale),
         crop_ratio=tuple(a.crop_ratio),
         flip_p=a.flip_p,

@@ -33,7 +33,7 @@ CROP_SLOTS = 4 * CROP_ATTEMPTS  # draws 0-39: (area, aspect, top, left) per atte
 # Draws 40-53: flip, colour on, 4 for the colour order, 3 factors, hue, grayscale, blur on,
 # blur sigma, solarize.
 PHOTOMETRIC_SLOTS = 14
-_REPR_FIELDS = ("size", "crop_scale", "crop_ratio", "flip_p", "color_strength", "color_p", "gray_p", "blur_p",
+_REPR_FIELDS = ("size", "crop", "crop_scale", "crop_ratio", "flip_p", "color_strength", "color_p", "gray_p", "blur_p",
                 "blur_sigma", "blur_kernel_size", "solarize_p", "solarize_threshold")
 
 
@@ -86,6 +86,9 @@ class ViewTransform:
     accepted). Output: float32 tensor [3, size, size] with values in [0, 1].
     ``blur_p=None`` picks 0.5 for ``size > 32`` and 0.0 otherwise (the paper drops
     blur for CIFAR-sized images). ``solarize_threshold`` is on the uint8 scale.
+    ``crop=False`` turns the random crop off: each view is the image's largest centred
+    square (the whole image when it is square) resized, as evaluation sees it; every
+    other op keeps its own draws. Every other op is off at probability 0.
     """
 
     def __init__(
@@ -102,8 +105,11 @@ class ViewTransform:
         blur_kernel_frac: float = 0.1,
         solarize_p: float = 0.0,
         solarize_threshold: float = 128,
+        crop: bool = True,
     ) -> None:
         self.size = check_int_at_least("size", size, 1)
+        _require(isinstance(crop, bool), f"crop must be True or False, got {crop!r}")
+        self.crop = crop
         self.crop_scale = check_pair("crop_scale", crop_scale)
         _require(0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0, f"crop_scale must satisfy 0 < lo <= hi <= 1, got {crop_scale!r}")
         self.crop_ratio = check_pair("crop_ratio", crop_ratio)
@@ -176,6 +182,9 @@ class ViewTransform:
         """
         keys, view = as_keys(keys), _check_view(view)
         height, width = _sizes("heights", heights, len(keys)), _sizes("widths", widths, len(keys))
+        if not self.crop:  # no random crop: the largest centred square (its draws stay unread)
+            side = np.minimum(height, width)
+            return np.stack([(height - side) // 2, (width - side) // 2, side, side], axis=1)
         u = uniforms(keys, view, 0, CROP_SLOTS).reshape(len(keys), CROP_ATTEMPTS, 4)
         (s_lo, s_hi), (r_lo, r_hi) = self.crop_scale, self.crop_ratio
         area = (height * width)[:, None] * (s_lo + (s_hi - s_lo) * u[..., 0])
