@@ -5,7 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "gpu_check.py"
+
+# About 75 s on 2 idle cores (six subprocesses: imports, a package build, a bench, a short run);
+# it stays in the default run, the marker only names it.
+pytestmark = pytest.mark.slow
 
 
 def test_the_device_check_runs_end_to_end_on_the_cpu(tmp_path: Path) -> None:
