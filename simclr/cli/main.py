@@ -18,7 +18,7 @@ from simclr.errors import SimCLRError
 
 # Modules under simclr/cli/ exposing ``add_parsers(commands)``; each parser they add sets
 # ``handler=fn(args) -> int`` with ``set_defaults``.
-COMMAND_MODULES: list[str] = ["simclr.cli.inspect_commands", "simclr.cli.evaluate_commands", "simclr.cli.bench_command"]
+COMMAND_MODULES: list[str] = ["simclr.cli.inspect_commands", "simclr.cli.evaluate_commands", "simclr.cli.bench_command", "simclr.cli.study_command"]
 
 
 def _add_eval_options(parser: argparse.ArgumentParser) -> None:

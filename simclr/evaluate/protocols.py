@@ -134,13 +134,14 @@ def knn_row(model: SimCLR, config: Config, data: DataSplits, train: Features, te
 
 
 def _train_end_to_end(protocol: str, start: SimCLR, encoder: str, config: Config, data: DataSplits, fraction: float,
-                      device: torch.device, from_head_layer: int, base_lr: float, weight_decay: float) -> ResultRow:
+                      device: torch.device, from_head_layer: int, base_lr: float, weight_decay: float,
+                      views: ViewTransform | None = None) -> ResultRow:
     ev, seed, workers, started = config.eval, eval_seed(config), config.data.workers or 0, time.perf_counter()
     subset = labelled_subset(data.train, fraction, seed)
     epochs = finetune_epochs(fraction, ev.finetune_epochs)
     torch.manual_seed(seed)  # the new linear layer's initialisation
     network = build_classifier(start, data.num_classes, from_head_layer)
-    stats = train_classifier(network, subset, _views(config), epochs, ev.finetune_batch_size, base_lr, weight_decay, seed, device, workers)
+    stats = train_classifier(network, subset, views or _views(config), epochs, ev.finetune_batch_size, base_lr, weight_decay, seed, device, workers)
     scores = classifier_accuracy(network, data.test, config.data.image_size, device, ev.batch_size, workers)
     details = {"from_head_layer": from_head_layer, "batch_size": min(ev.finetune_batch_size, len(subset)),
                "base_lr": base_lr, "weight_decay": weight_decay, **stats}
@@ -154,8 +155,12 @@ def finetune_row(model: SimCLR, config: Config, data: DataSplits, fraction: floa
     return _train_end_to_end("finetune", model, encoder, config, data, fraction, device, ev.from_head_layer, ev.finetune_lr, ev.finetune_weight_decay)
 
 
-def supervised_row(config: Config, data: DataSplits, fraction: float, device: torch.device) -> ResultRow:
-    """Train the config's encoder + a linear layer from scratch on ``fraction`` of the labels, same budget."""
+def supervised_row(config: Config, data: DataSplits, fraction: float, device: torch.device, views: ViewTransform | None = None) -> ResultRow:
+    """Train the config's encoder + a linear layer from scratch on ``fraction`` of the labels, same budget.
+
+    ``views``: the training augmentation (default crop+flip; the paper's Table 1 gives the
+    supervised baseline the colour distortion too: pass the config's SimCLR view).
+    """
     ev = config.eval
     return _train_end_to_end("supervised", fresh_model(config, data), "none (from scratch)", config, data, fraction, device, 0,
-                             ev.supervised_lr, ev.supervised_weight_decay)
+                             ev.supervised_lr, ev.supervised_weight_decay, views)

@@ -46,6 +46,10 @@ def write_report(
     (of at most ``max_gallery``). Returns the HTML file's path.
     """
     run_dir = Path(run_dir)
+    if (run_dir / "study.json").is_file():  # a `simclr study` folder: its tables and figures
+        from simclr.study.report import write_study_page
+
+        return write_study_page(run_dir)
     config = load_run_config(run_dir)
     out = run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
