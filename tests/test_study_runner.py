@@ -69,6 +69,7 @@ def test_the_layer_study_probes_the_head_studys_mlp_run(head_layer: tuple[Path, 
     assert {r["run"] for r in results.values()} == {"head/mlp"} and not (output / "layer" / "h" / "checkpoints").exists()
     assert answer["studies"]["layer"]["h"]["top1"] == answer["studies"]["head"]["mlp"]["top1"]
     assert results["z"]["contrastive_acc"] == answer["studies"]["head"]["mlp"]["contrastive_acc"]
+    assert sorted(path.name for path in (output / "head" / "mlp").glob("probe-*.json")) == ["probe-h.json", "probe-head1.json", "probe-z.json"]
 
 
 def test_a_finished_study_reruns_nothing(head_layer: tuple[Path, dict], images: Path, monkeypatch: pytest.MonkeyPatch,

@@ -208,12 +208,20 @@ def _pretrained(study: Study, variant: Variant, seed: int) -> tuple[Path, dict[s
 
 
 def _evaluate(study: Study, run_dir: Path, variant: Variant) -> dict[str, Any]:
-    """Linear evaluation and kNN of the run's frozen layer ``variant.features``, and its last contrastive accuracy."""
+    """Linear evaluation and kNN of the run's frozen layer ``variant.features``, and its last contrastive accuracy.
+
+    Kept in the run folder as ``probe-<layer>.json``: a shared run is probed once per layer.
+    """
+    cache = run_dir / f"probe-{variant.features}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
     started = time.perf_counter()
     result = evaluate_run(run_dir, ("linear", "knn"), overrides={"eval.features": variant.features})
     rows = [row for row in read_metrics(run_dir / "metrics.jsonl") if row.get("contrastive_acc") is not None]
-    return {"top1": result["linear"]["top1"], "top5": result["linear"]["top5"], "knn_top1": result["knn"]["top1"],
-            "contrastive_acc": rows[-1]["contrastive_acc"] if rows else None, "eval_seconds": round(time.perf_counter() - started, 1)}
+    probe = {"top1": result["linear"]["top1"], "top5": result["linear"]["top5"], "knn_top1": result["knn"]["top1"],
+             "contrastive_acc": rows[-1]["contrastive_acc"] if rows else None, "eval_seconds": round(time.perf_counter() - started, 1)}
+    write_json(cache, probe)
+    return probe
 
 
 def _supervised(study: Study, variant: Variant, seed: int) -> dict[str, Any]:
