@@ -98,6 +98,8 @@ def test_the_budget_is_epochs_or_a_time_budget() -> None:
         base_config("mnist5k", epochs=3, time_budget="1m")
     with pytest.raises(SimCLRError, match="time_budget must be a duration"):
         base_config("mnist5k", time_budget="soon")
+    with pytest.raises(SimCLRError, match="train.epochs must be >= 1, got 0"):
+        base_config("mnist5k", epochs=0)
 
 
 @pytest.mark.parametrize(("text", "message"), [

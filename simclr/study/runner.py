@@ -87,9 +87,9 @@ def base_config(data: str, preset: str | None = None, sets: list[str] | None = N
         set_value(config, key, value)
     if epochs is not None and time_budget is not None:
         raise SimCLRError("give --epochs or --time-budget, not both")
-    config.train.epochs = None if time_budget else (epochs or DEFAULT_EPOCHS)
-    config.train.time_budget = time_budget
-    config.eval.finetune_epochs = epochs or DEFAULT_EPOCHS
+    epochs = DEFAULT_EPOCHS if epochs is None else epochs
+    config.train.epochs, config.train.time_budget = (None if time_budget else epochs), time_budget
+    config.eval.finetune_epochs = epochs
     for item in sets or []:
         key, equals, value = item.partition("=")
         if not equals or not key.strip():
