@@ -42,8 +42,8 @@ from simclr.config import Config, load_preset, set_value
 from simclr.data import load_data
 from simclr.errors import SimCLRError
 from simclr.loss import nt_xent
-from simclr.optim import build_optimizer, default_base_lr, parameter_groups, scaled_lr
-from simclr.runs import build_augmentation, build_model
+from simclr.optim import build_optimizer, parameter_groups
+from simclr.runs import build_augmentation, build_model, peak_lr, resolve_config
 from simclr.train.trainer import pretrain
 
 PHOTO_SIZES = ((500, 375), (375, 500), (640, 480))  # (width, height), as ImageNet's commonest shapes
@@ -161,11 +161,12 @@ def standard_seconds(config: Config, paths: Sequence[Path], steps: int, device: 
     One loader worker per ``data.workers``; each step: both views in one forward, NT-Xent,
     LARS, as ``pretrain`` does in fp32 (no online probe: the photo folder is unlabeled).
     """
+    # What `pretrain` fills in for options left automatic (the recipe's lr scaling, blur, ...).
+    config = resolve_config(config, config.data.image_size, accelerator=device.type != "cpu")
     t, o = config.train, config.optim
     torch.manual_seed(t.seed)
     model = build_model(config, (0.5,) * 3, (0.25,) * 3).to(device).train()
-    lr = scaled_lr(o.lr or default_base_lr(o.optimizer, o.lr_scaling), t.batch_size, o.lr_scaling)
-    optimizer = build_optimizer(o.optimizer, parameter_groups(model, o.weight_decay), lr, o.weight_decay, o.momentum)
+    optimizer = build_optimizer(o.optimizer, parameter_groups(model, o.weight_decay), peak_lr(config), o.weight_decay, o.momentum)
     dataset = _TwoViewFiles(paths, torchvision_pipeline(build_augmentation(config).view_a))
     loader = DataLoader(dataset, t.batch_size, shuffle=True, num_workers=config.data.workers or 0, drop_last=True,
                         generator=torch.Generator().manual_seed(t.seed), pin_memory=device.type == "cuda")
