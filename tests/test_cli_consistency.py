@@ -42,7 +42,7 @@ def test_version_names_the_distribution(capsys):
     assert capsys.readouterr().out.startswith(f"simclr-torch {__version__} (torch ")
 
 
-@pytest.mark.parametrize("command", ["pretrain", "demo", "linear-eval", "knn", "finetune", "supervised", "evaluate"])
+@pytest.mark.parametrize("command", ["pretrain", "demo", "linear-eval", "knn", "finetune", "supervised", "evaluate", "study"])
 def test_every_command_that_trains_or_samples_takes_seed(command):
     assert "--seed" in _flags(_subcommands()[command])
 
