@@ -122,7 +122,7 @@ def main() -> None:
     for seed in [int(s) for s in args.seeds.split(",")]:
         for spec in args.variant or ["recipe="]:
             name, _, extra = spec.partition("=")
-            run = args.runs / f"{dataset}-{name}-{'-'.join(schedule).strip('-')}-s{seed}"
+            run = args.runs / f"{dataset}-{name}-{args.budget or f'e{args.epochs}'}-s{seed}"
             row = {"dataset": dataset, "variant": name, "seed": seed, "schedule": " ".join(schedule), "args": extra,
                    **simclr_run(args.data, run, schedule, seed, [a for a in extra.split(",") if a])}
             rows.append(row)

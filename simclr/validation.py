@@ -10,7 +10,7 @@ from simclr.config import Config, parse_duration
 from simclr.errors import SimCLRError
 from simclr.evaluate.linear_sgd import LINEAR_SOLVERS, LINEAR_VIEWS
 from simclr.evaluate.results import PROTOCOLS
-from simclr.models import ARCHITECTURES, HEADS
+from simclr.models import HEADS, check_arch
 from simclr.optim import OPTIMIZERS
 from simclr.optim.schedule import LR_RULES as LR_SCALINGS
 
@@ -116,7 +116,8 @@ def validate(config: Config) -> None:
     _require(0 < aug.blur_sigma[0] <= aug.blur_sigma[1], f"augment.blur_sigma must satisfy 0 < lo <= hi, got {tuple(aug.blur_sigma)}")
     _require(aug.pipeline in AUGMENT_PIPELINES, f"augment.pipeline must be one of {', '.join(AUGMENT_PIPELINES)}, got '{aug.pipeline}'")
 
-    _require(model.arch is None or model.arch in ARCHITECTURES, f"unknown architecture '{model.arch}'; choose one of {', '.join(ARCHITECTURES)}")
+    if model.arch is not None:  # None: the recipe's
+        check_arch(model.arch)  # a registered ResNet, or timm/NAME with timm installed and the name known
     _require(model.width is None or model.width > 0, f"model.width must be > 0, got {model.width}")
     _require(model.head in HEADS, f"unknown projection head '{model.head}'; choose one of {', '.join(HEADS)}")
     _require(model.proj_layers >= 1, f"model.proj_layers must be >= 1, got {model.proj_layers}")

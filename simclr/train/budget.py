@@ -58,7 +58,9 @@ def measure_costs(run, budget_seconds: float) -> Costs:  # noqa: ANN001 (a ``Run
         train_step(state, batch)
         _sync(device)
         times.append(time.perf_counter() - started - sum(times))
-        if len(times) > low and time.perf_counter() - started > CALIBRATION_SHARE * budget_seconds:
+        # Every process must take the same number of steps (each is a collective): rank-wide decision.
+        enough = len(times) > low and time.perf_counter() - started > CALIBRATION_SHARE * budget_seconds
+        if distributed.any_rank(enough, device):
             break
     del batches  # stops the loader's workers
     save = _time_save(snapshot, run.run_dir / "checkpoints")
