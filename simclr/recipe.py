@@ -166,19 +166,21 @@ def choose(config: Config, facts: DataFacts, accelerator: bool) -> list[Choice]:
     batch = config.train.batch_size or batch
     cpu_short = not accelerator
     temperature = 0.2 if cpu_short or facts.image_size <= 64 else 0.1
+    timm = (config.model.arch or "").startswith("timm/")
     candidates = [
         Choice("model.arch", arch, why),
-        Choice("model.width", width, why),
+        Choice("model.width", 1.0, "a timm model: its width is its name's") if timm else Choice("model.width", width, why),
         Choice("train.batch_size", batch, batch_why),
         Choice("optim.lr_scaling", "sqrt", "LARS with lr = base x sqrt(B): the paper's rule for small batches (B.1)"),
         Choice("optim.lr", CPU_BASE_LR if cpu_short else ACCELERATOR_BASE_LR,
-               "a CPU run is a few hundred steps: a larger step" if cpu_short else "the paper's square-root base (B.1)"),
+               "a CPU run is a few hundred steps: a larger step" if cpu_short else "the paper's square-root base (B.1)")
+        if config.optim.optimizer in ("lars", "sgd") else Choice("optim.lr", None, "Adam(W): its own default base LR"),
         Choice("train.temperature", temperature, "short runs or small images: τ = 0.2" if temperature == 0.2
                else "large images: the paper's ImageNet τ = 0.1"),
         *_augment(facts),
         *_schedule(config, facts, accelerator, batch),
     ]
-    return [choice for choice in candidates if _unset(config, choice.key)]
+    return [choice for choice in candidates if _unset(config, choice.key) and choice.value is not None]
 
 
 def _unset(config: Config, key: str) -> bool:

@@ -127,3 +127,12 @@ def test_durations(text, seconds):
 def test_bad_durations_are_refused(text):
     with pytest.raises(SimCLRError, match="train.time_budget"):
         parse_duration(text)
+
+
+def test_adam_keeps_its_own_learning_rate_and_timm_models_their_width():
+    config = Config()
+    set_value(config, "optim.optimizer", "adamw")
+    set_value(config, "model.arch", "timm/resnet10t")
+    resolved, chosen = _resolved(DIGITS_CPU, False, config)
+    assert resolved.optim.lr == pytest.approx(1e-3 / 16) and "optim.lr" not in chosen  # 1e-3 at batch 256 (square-root rule)
+    assert resolved.model.width == 1.0
