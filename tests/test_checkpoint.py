@@ -9,7 +9,6 @@ from torch import nn
 from simclr import checkpoint as ckpt
 from simclr import load_encoder
 from simclr.cli.main import main
-from simclr.config import Config
 from simclr.errors import SimCLRError
 
 from conftest import TINY_ARGS

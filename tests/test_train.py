@@ -1,7 +1,5 @@
 """Pretraining learns: a short run on mnist5k beats the same network at random init."""
 
-import torch
-
 from simclr.evaluate.run import evaluate_run
 from simclr.train.trainer import pretrain
 from simclr.config import Config, load_preset, set_value
