@@ -58,7 +58,7 @@ def _train(run: Run) -> dict[str, Any]:
             stats = train_step(state, batch)
             state.step += 1
             out.after_step(epoch, lr, stats)
-            stopped_by = out.stop_signal(stop) or out.out_of_time()
+            stopped_by = out.stop_reason(stop)
             if state.step % t.checkpoint_every == 0 or state.step == run.stop_step or stopped_by:
                 out.save()
             if stopped_by or state.step >= run.stop_step:
@@ -104,21 +104,18 @@ class _Outputs:
                 run.logger.log({"step": step, "epoch": epoch, "knn_top1": knn_top1})
             log.info("epoch %d: kNN top-1 %.4f", epoch + 1, knn_top1)
 
-    def stop_signal(self, stop: StopRequest) -> str | None:
-        """The signal that asks to stop, as every process agrees on it (polled by several only when they log)."""
-        polled = self.run.process.world_size == 1 or self.run.state.step % self.run.config.train.log_every == 0
-        if polled and distributed.any_rank(stop.requested, self.run.process.device):
-            return stop.signal_name or "a signal to another process"
-        return None
-
-    def out_of_time(self) -> str | None:
-        """``"the time budget"`` once a budgeted run must stop to save its last checkpoint in time (a safety net:
-        the schedule was sized to end before)."""
+    def stop_reason(self, stop: StopRequest) -> str | None:
+        """Why to stop now, as every process agrees: a signal, or a budgeted run's deadline (a safety net: the
+        schedule was sized to end before). One collective, polled by several processes only when they log."""
         run = self.run
-        if run.deadline is None:
+        if run.process.world_size > 1 and run.state.step % run.config.train.log_every:
             return None
-        late = run.state.step < run.stop_step and time.perf_counter() > run.deadline
-        return "the time budget" if distributed.any_rank(late, run.process.device) else None
+        late = run.deadline is not None and run.state.step < run.stop_step and time.perf_counter() > run.deadline
+        if not distributed.any_rank(stop.requested or late, run.process.device):
+            return None
+        if stop.requested:
+            return stop.signal_name
+        return "the time budget" if late else "a stop on another process"
 
     def flush(self) -> None:
         rows = self.pending.drain()  # a collective: every process flushes at the same steps
