@@ -34,6 +34,7 @@ class DataConfig:
     image_size: int | None = None  # None: the dataset's native size
     workers: int | None = None  # None: chosen from the CPU count
     skip_bad_images: bool = False  # folders: decode every file up front and leave out unreadable ones
+    in_memory: bool | None = None  # folders: decode once and hold in memory; None: when small (simclr.data.memory)
     decode: str = "cpu"  # folders: cpu (PIL in loader workers) | device (JPEGs decoded on the training device: nvJPEG on CUDA)
 
 

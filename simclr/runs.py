@@ -27,7 +27,8 @@ from simclr.recipe import Choice, DataFacts
 def load_config_data(config: Config, name: str | None = None) -> DataSplits:
     """The config's data (or the dataset ``name`` read with the config's settings)."""
     d = config.data
-    return load_data(name or d.name, d.root, d.download, d.valid_size, config.train.seed, skip_bad_images=d.skip_bad_images)
+    return load_data(name or d.name, d.root, d.download, d.valid_size, config.train.seed,
+                     skip_bad_images=d.skip_bad_images, in_memory=d.in_memory)
 
 
 def default_workers(processes_per_machine: int = 1) -> int:

@@ -87,7 +87,7 @@ def test_without_skip_a_bad_file_stops_with_its_path_and_the_hint(name: str, tmp
 def test_skip_leaves_out_every_bad_file_and_lists_it(tmp_path: Path) -> None:
     root = _good_folder(tmp_path / "data")
     bad = sorted(str(_write_bad(root / ("a" if i % 2 else "b"), name)) for i, name in enumerate(sorted(BAD_FILES)))
-    splits = load_data(str(root), skip_bad_images=True)
+    splits = load_data(str(root), skip_bad_images=True, in_memory=False)
     assert [path for path, _ in splits.skipped] == bad
     assert all(reason == image_problem(path) for path, reason in splits.skipped)
     used = set(splits.train.paths) | set(splits.test.paths)
@@ -103,8 +103,8 @@ def test_skip_leaves_the_test_split_as_it_would_be_without_bad_files(tmp_path: P
     dirty = _good_folder(tmp_path / "dirty", per_class=10)
     for name in ("a/3.png", "b/7.png"):
         (dirty / name).write_bytes(b"")
-    reference = load_data(str(clean), seed=4)
-    skipped = load_data(str(dirty), seed=4, skip_bad_images=True)
+    reference = load_data(str(clean), seed=4, in_memory=False)
+    skipped = load_data(str(dirty), seed=4, skip_bad_images=True, in_memory=False)
     def relative(paths: list[str], root: Path) -> list[str]:
         return sorted(os.path.relpath(p, root) for p in paths)
 
@@ -125,7 +125,7 @@ def test_file_broken_after_loading_names_the_path(tmp_path: Path) -> None:
     """Decoded lazily: a file damaged after the folder was loaded fails when read, naming it."""
     root = _good_folder(tmp_path / "data")
     for skip, hint in ((False, SKIP_HINT), (True, "")):  # after a check, skipping would not help
-        splits = load_data(str(root), skip_bad_images=skip)
+        splits = load_data(str(root), skip_bad_images=skip, in_memory=False)
         path = splits.train.paths[0]
         original = Path(path).read_bytes()
         Path(path).write_bytes(b"")
@@ -170,7 +170,7 @@ def test_odd_but_valid_images_are_converted_not_skipped(tmp_path: Path) -> None:
         else:
             image.save(root / name)
     assert find_unreadable(sorted(str(p) for p in root.iterdir())) == {}
-    splits = load_data(str(root), skip_bad_images=True)
+    splits = load_data(str(root), skip_bad_images=True, in_memory=False)
     assert splits.skipped == [] and len(splits.pretrain) == len(images)
     view = ViewTransform(size=16)
     for index, path in enumerate(splits.pretrain.paths):

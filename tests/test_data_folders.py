@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,8 +12,14 @@ from _images import save_image as _save
 from _images import solid_rgb as _rgb
 from PIL import Image
 
-from simclr.data import load_data, load_image
+from simclr.data import load_data as _load_data
+from simclr.data import DataSplits, load_image
 from simclr.errors import SimCLRError
+
+
+def load_data(*args: Any, **kwargs: Any) -> DataSplits:
+    """``simclr.data.load_data`` with the folder kept on disk: these tests look at its files and split."""
+    return _load_data(*args, in_memory=False, **kwargs)
 
 
 def _labels(ds) -> list[int]:

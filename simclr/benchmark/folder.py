@@ -9,7 +9,8 @@ Two measurements, each taken in one process on one machine:
   ``DataLoader``: PIL decode, torchvision v2 transforms per image, two views) feeding the same
   network, NT-Xent and LARS.
 - ``bench_demo_folder``: the demo preset on mnist5k's digits written out as PNG class
-  folders, against the same digits in memory (``data.name=mnist5k``).
+  folders read from disk (``data.in_memory=false``), against the same digits in memory
+  (``data.name=mnist5k``).
 
 Steady state is the difference of runs ``warmup`` and ``warmup + steps`` steps long, so start-up
 (data scan, model, loader workers, first batches) and the final checkpoint cancel; every run
@@ -135,9 +136,9 @@ class _Runs:
 
 
 def _fixed(device: str, workers: int, batch_size: int) -> dict[str, object]:
-    """What every run of this module sets: no kNN monitor, no checkpoint but the last, one device."""
+    """What every run of this module sets: no kNN monitor, no checkpoint but the last, one device, folders read from disk."""
     return {"train.device": device, "data.workers": workers, "train.batch_size": batch_size,
-            "train.knn_every": 0, "train.checkpoint_every": 10**9}
+            "train.knn_every": 0, "train.checkpoint_every": 10**9, "data.in_memory": False}
 
 
 class _TwoViewFiles(Dataset):

@@ -5,6 +5,7 @@ import os
 
 from simclr.data.datasets import DataSplits
 from simclr.data.folders import load_folder
+from simclr.data.memory import hold_in_memory
 from simclr.data.mnist import load_mnist5k
 from simclr.data.splits import check_fraction
 from simclr.data.vision import load_torchvision
@@ -30,6 +31,7 @@ def load_data(
     valid_size: float = 0.2,
     seed: int = 0,
     skip_bad_images: bool = False,
+    in_memory: bool | None = None,
 ) -> DataSplits:
     """Resolve ``name`` to a dataset and return its pretrain/train/test splits.
 
@@ -43,6 +45,8 @@ def load_data(
         seed: seeds the folder split (mnist5k's split is fixed on purpose).
         skip_bad_images: folders only: decode every file once and leave out the
             unreadable ones (listed in ``DataSplits.skipped``) instead of failing.
+        in_memory: folders only: decode every image once and hold the splits in memory
+            (``simclr.data.memory.hold_in_memory``; None: when they are small).
 
     Raises:
         SimCLRError: unknown name, missing path/files, bad ``valid_size``, unreadable image.
@@ -55,7 +59,7 @@ def load_data(
     if key in TORCHVISION:
         return load_torchvision(key, root, download)
     if text and (os.path.exists(os.path.expanduser(text)) or _looks_like_path(text)):
-        return load_folder(text, valid_size, seed, skip_bad_images)
+        return hold_in_memory(load_folder(text, valid_size, seed, skip_bad_images), in_memory)
     raise SimCLRError(
         f"data '{text}' is not a built-in dataset ({', '.join(BUILTIN)}), a torchvision dataset "
         f"({', '.join(TORCHVISION)}) or an existing path"
