@@ -6,7 +6,8 @@
 Each ``--variant NAME=ARGS`` (ARGS: extra ``simclr pretrain`` arguments, comma-separated) runs
 ``simclr pretrain --data DATA --time-budget B --seed S ARGS`` (or ``--epochs E`` for a fixed
 schedule, whose accuracy does not depend on the machine's speed), then ``simclr linear-eval`` and
-``simclr knn``. ``--baselines`` adds the same network at random init (read off the first run)
+``simclr knn``. ``--lightly PYTHON`` trains lightly 1.6.0 after each seed's first variant with
+the same network, budget and probe (``peers/lightly_simclr.py --like RUN``). ``--baselines`` adds the same network at random init (read off the first run)
 and raw pixels (the same linear probe and kNN on standardised pixels). Every result is one JSON
 line appended to ``--results``; the last stdout line is a JSON summary (mean ± std per variant).
 """
@@ -46,6 +47,17 @@ def simclr_run(data: str, run: Path, schedule: list[str], seed: int, extra: list
     linear = _json_last([*SIMCLR, "linear-eval", str(run), "--json"])
     knn = _json_last([*SIMCLR, "knn", str(run), "--json"])
     return {"linear": linear["top1"], "knn": knn["top1"], "pretrain_seconds": round(seconds, 1), "steps": steps}
+
+
+def lightly_run(python: str, like: Path, budget: str) -> dict:
+    """lightly 1.6.0 trained like the simclr run ``like`` for the same wall time, probed the same way."""
+    from simclr.config import parse_duration
+
+    output = like.with_name(like.name + "-lightly")
+    result = _json_last([python, str(HERE / "peers" / "lightly_simclr.py"), "--like", str(like), "--output", str(output),
+                         "--time-budget", str(parse_duration(budget))])
+    return {"variant": result["peer"], "linear": result["linear_top1"], "knn": result["knn_top1"],
+            "pretrain_seconds": result["wall_s"], "steps": result["steps"]}
 
 
 def random_init(run: Path) -> dict:
@@ -115,7 +127,12 @@ def main() -> None:
     parser.add_argument("--baselines", action="store_true")
     parser.add_argument("--runs", type=Path, default=Path("runs/recipe"))
     parser.add_argument("--results", type=Path, default=HERE / "recipe_results.jsonl")
+    parser.add_argument("--lightly", metavar="PYTHON",
+                        help="also train lightly side by side after each seed's first variant, with the same network, "
+                             "budget and probe (peers/lightly_simclr.py --like RUN), run by this Python (its venv: peers/setup_lightly.sh)")
     args = parser.parse_args()
+    if args.lightly and not args.budget:
+        parser.error("--lightly compares at equal wall time: give --budget")
     schedule = ["--time-budget", args.budget] if args.budget else ["--epochs", str(args.epochs)]
     dataset = Path(args.data).name
     rows = []
@@ -126,11 +143,16 @@ def main() -> None:
             row = {"dataset": dataset, "variant": name, "seed": seed, "schedule": " ".join(schedule), "args": extra,
                    **simclr_run(args.data, run, schedule, seed, [a for a in extra.split(",") if a])}
             rows.append(row)
-            if args.baselines and spec == (args.variant or ["recipe="])[0]:
+            first = spec == (args.variant or ["recipe="])[0]
+            if args.baselines and first:
                 rows.append({"dataset": dataset, "variant": "random init", "seed": seed, **random_init(run)})
-            print(json.dumps(row), flush=True)
-            with open(args.results, "a") as handle:
-                handle.write(json.dumps(row) + "\n")
+            peer = [lightly_run(args.lightly, run, args.budget) | {"dataset": dataset, "seed": seed, "schedule": row["schedule"]}
+                    ] if args.lightly and first else []
+            rows.extend(peer)
+            for new in (row, *peer):
+                print(json.dumps(new), flush=True)
+                with open(args.results, "a") as handle:
+                    handle.write(json.dumps(new) + "\n")
     if args.baselines:
         pixels = {"dataset": dataset, "variant": "raw pixels", "seed": 0, **raw_pixels(args.data)}
         rows.append(pixels)

@@ -286,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="train on this data instead of the reference run's")
     parser.add_argument("--device", help="cpu, cuda, ... (default: the reference run's train.device)")
     parser.add_argument("--workers", type=int, help="DataLoader workers (default: the reference run's data.workers)")
+    parser.add_argument("--in-memory", action="store_true",
+                        help="hand lightly the folder decoded in memory (as simclr holds a small folder) instead of "
+                             "its files read by LightlyDataset, as a lightly user would")
     parser.add_argument("--no-eval", action="store_true", help="only train and save")
     args = parser.parse_args(argv)
     if args.output.exists() and any(args.output.iterdir()):
@@ -297,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None:
         config.data.workers = args.workers
     device = resolve_device(args.device or config.train.device)
+    config.data.in_memory = args.in_memory
     data = load_config_data(config)
     unset = [key for key in RESOLVED if getattr(getattr(config, key.split(".")[0]), key.split(".")[1]) is None]
     if unset:
