@@ -34,7 +34,7 @@ from simclr.train.trainer import pretrain
 from simclr.validation import validate
 
 log = logging.getLogger("simclr")
-DEFAULT_EPOCHS = 15  # per pretraining run: the demo's schedule (about 4 min of a 2-core CPU on mnist5k)
+DEFAULT_EPOCHS = 15  # per pretraining run: about 4 min of a 2-core CPU on mnist5k
 # What a study changes in the base config unless --set says otherwise: the study runs kNN itself
 # at the end (no monitor), and checkpoints often so that a killed variant loses little.
 STUDY_DEFAULTS = {"train.knn_every": 0, "train.checkpoint_every": 50, "train.keep_checkpoints": 2}
