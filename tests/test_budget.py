@@ -77,7 +77,7 @@ def test_short_run_of_a_preset_shortens_its_warm_up_with_a_warning(tmp_path, cap
         code = main(["pretrain", "--preset", "demo", "--epochs", "1", "--max-steps", "1", "--output", str(tmp_path / "run"),
                      "--width", "0.0625", "--knn-every", "0"])
     assert code == 0
-    assert "optim.warmup_epochs 2 is longer than the 1-epoch schedule: shortened to 0.1" in caplog.text
+    assert "optim.warmup_epochs 3 is longer than the 1-epoch schedule: shortened to 0.1" in caplog.text  # the demo preset's 3
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["optim"]["warmup_epochs"] == 0.1
 
 

@@ -37,7 +37,7 @@ def test_a_small_folder_is_decoded_into_memory_with_the_same_images_labels_and_s
     assert isinstance(on_disk.train, ImageFiles) and isinstance(held.train, TensorImages)
     assert held.pretrain is held.train  # pretraining on the train split stays one object
     for files, tensors in ((on_disk.train, held.train), (on_disk.test, held.test)):
-        assert torch.equal(tensors.labels, files.labels)
+        assert torch.equal(tensors.labels, files.labels) and tensors.paths == files.paths
         expected = torch.stack([load_image(path) for path in files.paths])
         assert torch.equal(tensors.images, expected)
     assert (held.image_size, held.mean, held.std, held.classes) == (on_disk.image_size, on_disk.mean, on_disk.std, on_disk.classes)

@@ -7,7 +7,7 @@ import torch
 
 from simclr.cli.main import build_parser
 from simclr.cli.options import config_from_args
-from simclr.config import Config, parse_duration, set_value
+from simclr.config import Config, load_preset, parse_duration, set_value
 from simclr.data.datasets import TensorImages
 from simclr.errors import SimCLRError
 from simclr.recipe import DataFacts, describe, measure_data, mirror_distance
@@ -84,7 +84,10 @@ def test_command_line_preset_and_set_beat_the_recipe():
     args = build_parser().parse_args(["pretrain", "--preset", "demo", "--temperature", "0.3", "--set", "augment.gray_p=0.2"])
     resolved, chosen = _resolved(DIGITS_CPU, False, config_from_args(args))
     assert resolved.train.temperature == 0.3 and resolved.augment.gray_p == 0.2  # command line
-    assert resolved.optim.lr == 4.0 and resolved.optim.lr_scaling == "none" and resolved.train.epochs == 15  # the preset
+    preset = Config()
+    load_preset(preset, "demo")
+    assert resolved.optim.lr == 4.0 and resolved.optim.lr_scaling == "none"  # the preset's (not the recipe's sqrt rule)
+    assert resolved.train.epochs == preset.train.epochs and resolved.train.time_budget is None  # not the recipe's 10m
     assert chosen == {}  # the demo preset sets all the rest
 
 

@@ -24,16 +24,22 @@ class TensorImages(Dataset):
     Attributes:
         images: uint8 [N, 3, H, W], contiguous.
         labels: int64 [N]; -1 marks unlabeled items.
+        paths: the file of each item when a folder was decoded into memory
+            (``simclr.data.memory``), else None.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor | Sequence[int]) -> None:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | Sequence[int],
+                 paths: Sequence[str] | None = None) -> None:
         labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be uint8 [N,3,H,W], got {images.dtype} {tuple(images.shape)}")
         if images.shape[0] != labels.shape[0]:
             raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
+        if paths is not None and len(paths) != images.shape[0]:
+            raise ValueError(f"{images.shape[0]} images but {len(paths)} paths")
         self.images = images
         self.labels = labels
+        self.paths = list(paths) if paths is not None else None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])

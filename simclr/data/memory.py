@@ -85,7 +85,7 @@ def hold_in_memory(splits: DataSplits, in_memory: bool | None = None) -> DataSpl
                 raise SimCLRError(f"data.in_memory=true needs images of one size; '{splits.name}' has "
                                   f"{len(sizes)} sizes, e.g. {sizes[0]} and {sizes[-1]} (height, width)")
             return splits
-        converted[id(split)] = TensorImages(stacked, split.labels)
+        converted[id(split)] = TensorImages(stacked, split.labels, split.paths)
     total = sum(t.images.numel() for t in converted.values())
     log.info("holding %s decoded in memory (%.1f MB)", splits.name, total / 1e6)
 
