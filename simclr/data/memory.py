@@ -6,9 +6,9 @@ yet read through loader workers every step re-decodes its files on cores the net
 number of digits in memory). Decoded into one uint8 tensor, it takes the in-memory path of
 ``simclr.train.loader`` and of evaluation: no workers, no decoding after the first pass.
 
-``data.in_memory``: ``None`` (auto) decodes a folder whose images, decoded, would take at
-most ``AUTO_LIMIT_BYTES`` (estimated from the sampled native size) and keeps them when they
-all have one size; ``True`` always decodes (and needs one size); ``False`` never does.
+``data.in_memory``: ``None`` (auto) decodes a folder whose images all have one size (read
+from their headers) and, decoded, take at most ``AUTO_LIMIT_BYTES``; ``True`` always decodes
+(and needs one size); ``False`` never does.
 """
 from __future__ import annotations
 
@@ -29,12 +29,6 @@ _THREADS = 8  # PIL's decoders release the GIL
 log = logging.getLogger("simclr")
 
 
-def _decoded_bytes(splits: DataSplits) -> int:
-    """Estimated uint8 bytes of every distinct split decoded at the folder's native size."""
-    count = sum(len(split) for split in _distinct(splits))
-    return count * 3 * splits.image_size * splits.image_size
-
-
 def _distinct(splits: DataSplits) -> list[ImageFiles]:
     seen: list[ImageFiles] = []
     for split in (splits.pretrain, splits.train, splits.test):
@@ -43,21 +37,15 @@ def _distinct(splits: DataSplits) -> list[ImageFiles]:
     return seen
 
 
-def _decode_all(files: ImageFiles, threads: int) -> list[torch.Tensor]:
+def _sizes(files: list[ImageFiles]) -> list[tuple[int, int]]:
+    """The distinct (height, width) of every image as shown, from the file headers, sorted."""
+    return sorted({split.upright_size(index) for split in files for index in range(len(split))})
+
+
+def _decode_all(files: ImageFiles, threads: int) -> torch.Tensor:
     with ThreadPoolExecutor(threads) as pool:
-        return list(tqdm(pool.map(lambda i: files[i][0], range(len(files))), total=len(files),
-                         desc="loading images", unit="img", delay=2, leave=False, dynamic_ncols=True))
-
-
-def _stacked(images: list[torch.Tensor], files: ImageFiles) -> torch.Tensor | None:
-    """One uint8 [N, 3, H, W] tensor, or None when the images differ in size."""
-    first = images[0].shape
-    for index, image in enumerate(images):
-        if image.shape != first:
-            log.debug("'%s' is %s, '%s' is %s: folder kept on disk", files.paths[0], tuple(first[-2:]),
-                      files.paths[index], tuple(image.shape[-2:]))
-            return None
-    return torch.stack(images)
+        return torch.stack(list(tqdm(pool.map(lambda i: files[i][0], range(len(files))), total=len(files),
+                                     desc="loading images", unit="img", delay=2, leave=False, dynamic_ncols=True)))
 
 
 def hold_in_memory(splits: DataSplits, in_memory: bool | None = None) -> DataSplits:
@@ -72,20 +60,18 @@ def hold_in_memory(splits: DataSplits, in_memory: bool | None = None) -> DataSpl
     files = _distinct(splits)
     if not files or in_memory is False:
         return splits
-    if in_memory is None and _decoded_bytes(splits) > AUTO_LIMIT_BYTES:
+    count = sum(len(split) for split in files)
+    if in_memory is None and count * 3 * splits.image_size**2 > AUTO_LIMIT_BYTES:  # at the sampled native size
+        return splits
+    sizes = _sizes(files)  # headers only: a folder of several sizes is not decoded for nothing
+    if len(sizes) > 1:
+        if in_memory:
+            raise SimCLRError(f"data.in_memory=true needs images of one size; '{splits.name}' has "
+                              f"{len(sizes)} sizes, e.g. {sizes[0]} and {sizes[-1]} (height, width)")
+        log.debug("%s has images of %d sizes: kept on disk", splits.name, len(sizes))
         return splits
     threads = max(1, min(_THREADS, os.cpu_count() or 1))
-    converted: dict[int, TensorImages] = {}
-    for split in files:
-        images = _decode_all(split, threads)
-        stacked = _stacked(images, split)
-        if stacked is None:
-            if in_memory:
-                sizes = sorted({tuple(image.shape[-2:]) for image in images})
-                raise SimCLRError(f"data.in_memory=true needs images of one size; '{splits.name}' has "
-                                  f"{len(sizes)} sizes, e.g. {sizes[0]} and {sizes[-1]} (height, width)")
-            return splits
-        converted[id(split)] = TensorImages(stacked, split.labels, split.paths)
+    converted = {id(split): TensorImages(_decode_all(split, threads), split.labels, split.paths) for split in files}
     total = sum(t.images.numel() for t in converted.values())
     log.info("holding %s decoded in memory (%.1f MB)", splits.name, total / 1e6)
 
